@@ -1,0 +1,17 @@
+"""Everything needed at inference time: text analysis, the estimator, suggestions, registry."""
+
+from model.predictor import TriageModel
+from model.registry import ArtifactError, Registry, load_model
+from model.suggestion import OUTCOMES, Evidence, LabelScore, SimilarRequest, Suggestion
+
+__all__ = [
+    "OUTCOMES",
+    "ArtifactError",
+    "Evidence",
+    "LabelScore",
+    "Registry",
+    "SimilarRequest",
+    "Suggestion",
+    "TriageModel",
+    "load_model",
+]

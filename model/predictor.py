@@ -1,0 +1,190 @@
+"""Turns request texts into suggestions: scores, decisions, outcome, evidence, similar requests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from model.estimator import TriageEstimator
+from model.outcome import decide_outcome
+from model.suggestion import ConceptMatch, Evidence, LabelScore, SimilarRequest, Suggestion
+from model.text import Analysis, analyze
+
+DEFAULT_BAND = 0.1
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPAN_JOINERS = frozenset(" -/\t")
+
+
+def _merge_spans(
+    text: str, spans: list[tuple[int, int]], weights: np.ndarray
+) -> list[tuple[int, int, float]]:
+    """Union overlapping spans, then join neighbours that argue the same way into phrases."""
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    merged: list[list[float]] = []
+    for i in order:
+        start, end = spans[i]
+        weight = float(weights[i])
+        if merged:
+            last = merged[-1]
+            overlaps = start < last[1]
+            gap = text[int(last[1]) : start]
+            joins = (
+                gap != ""
+                and len(gap) <= 2
+                and all(ch in _SPAN_JOINERS for ch in gap)
+                and (last[2] > 0) == (weight > 0)
+                and abs(weight) > 0.02
+                and abs(last[2]) > 0.02
+            )
+            if overlaps or joins:
+                last[1] = max(last[1], end)
+                last[2] += weight
+                continue
+        merged.append([start, end, weight])
+    return [(int(s), int(e), w) for s, e, w in merged]
+
+
+class TriageModel:
+    """A loaded model version: the Python API for the service and for analysts.
+
+    >>> model = load_model()                       # doctest: +SKIP
+    >>> model.suggest("Bitte 2FA für das Admin-Portal").outcome  # doctest: +SKIP
+    'security_fix'
+    """
+
+    def __init__(
+        self,
+        estimator: TriageEstimator,
+        version: str,
+        manifest: dict[str, object] | None = None,
+        uncertainty_band: float = DEFAULT_BAND,
+        n_evidence: int = 6,
+        n_similar: int = 5,
+    ) -> None:
+        self.estimator = estimator
+        self.version = version
+        self.manifest = manifest or {}
+        self.uncertainty_band = uncertainty_band
+        self.n_evidence = n_evidence
+        self.n_similar = n_similar
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.estimator.labels
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(self.estimator.thresholds)
+
+    def suggest(self, text: str, explain: bool = True) -> Suggestion:
+        """Suggest labels, an outcome and reasons for one feature request."""
+        return self.suggest_many([text], explain=explain)[0]
+
+    def suggest_many(self, texts: Sequence[str], explain: bool = True) -> list[Suggestion]:
+        """Suggest for many texts at once (vectorised; far faster than one by one).
+
+        With ``explain=False`` evidence spans are left out; similar requests, novelty and the
+        outcome are computed either way, so the outcome never depends on ``explain``.
+        """
+        analyses = [analyze(t, self.estimator.max_chars) for t in texts]
+        matrix = self.estimator.transform(analyses)
+        probabilities = self.estimator.predict_proba(matrix)
+        similarities = self.estimator.similarities(matrix)
+        return [
+            self._suggestion(analyses[i], matrix[i], probabilities[i], similarities[i], explain)
+            for i in range(len(texts))
+        ]
+
+    def score_matrix(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities only (rows × labels): the fast path for evaluation."""
+        analyses = [analyze(t, self.estimator.max_chars) for t in texts]
+        return self.estimator.predict_proba(self.estimator.transform(analyses))
+
+    def _flags(self, analysis: Analysis, max_similarity: float) -> list[str]:
+        flags = []
+        if not analysis.text.strip():
+            flags.append("empty_text")
+        elif analysis.lang not in ("de", "en"):
+            flags.append("unsupported_language")
+        if analysis.text.strip() and max_similarity < self.estimator.index.novelty_threshold:
+            flags.append("novel")
+        if analysis.truncated:
+            flags.append("truncated")
+        if _CONTROL_CHARS.search(analysis.text):
+            flags.append("control_characters")
+        return flags
+
+    def _suggestion(
+        self,
+        analysis: Analysis,
+        row: object,
+        probabilities: np.ndarray,
+        similarities: np.ndarray,
+        explain: bool,
+    ) -> Suggestion:
+        estimator = self.estimator
+        evidence = self._evidence(analysis, row) if explain else {}
+        per_label = []
+        for j, label in enumerate(estimator.labels):
+            score = float(probabilities[j])
+            threshold = estimator.thresholds[label]
+            per_label.append(
+                LabelScore(
+                    label=label,
+                    score=round(score, 4),
+                    threshold=threshold,
+                    decision=score >= threshold,
+                    uncertain=abs(score - threshold) < self.uncertainty_band,
+                    evidence=evidence.get(label, []),
+                )
+            )
+        top = np.argsort(-similarities)[: self.n_similar]
+        max_similarity = float(similarities[top[0]]) if len(top) else 0.0
+        flags = self._flags(analysis, max_similarity)
+        decision = decide_outcome(per_label, analysis.lang, flags, max_similarity)
+        index = estimator.index
+        return Suggestion(
+            language=analysis.lang,
+            labels=[ls.label for ls in per_label if ls.decision],
+            scores={ls.label: ls.score for ls in per_label},
+            per_label=per_label,
+            outcome=decision.outcome,
+            rationale=decision.rationale,
+            uncertain_labels=[ls.label for ls in per_label if ls.uncertain],
+            similar=[
+                SimilarRequest(
+                    id=index.ids[i],
+                    text=index.snippets[i],
+                    labels=list(index.labels[i]),
+                    lang=index.langs[i],
+                    similarity=round(float(similarities[i]), 4),
+                )
+                for i in top
+                if similarities[i] > 0
+            ],
+            concepts=[
+                ConceptMatch(hit.concept, analysis.text[hit.start : hit.end], hit.start, hit.end)
+                for hit in sorted(analysis.concepts, key=lambda h: h.start)
+            ],
+            max_similarity=round(max_similarity, 4),
+            flags=flags,
+            model_version=self.version,
+            thresholds=dict(estimator.thresholds),
+            uncertainty_band=self.uncertainty_band,
+        )
+
+    def _evidence(self, analysis: Analysis, row: object) -> dict[str, list[Evidence]]:
+        spans, contributions = self.estimator.contributions(analysis, row)
+        result: dict[str, list[Evidence]] = {}
+        text = analysis.text
+        for j, label in enumerate(self.estimator.labels):
+            merged = _merge_spans(text, spans, contributions[:, j]) if spans else []
+            strongest = sorted(merged, key=lambda m: -abs(m[2]))
+            result[label] = [
+                Evidence(text=text[s:e], start=s, end=e, weight=round(w, 4))
+                for s, e, w in strongest[: self.n_evidence]
+                if abs(w) >= 0.01
+            ]
+        return result

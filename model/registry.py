@@ -1,0 +1,265 @@
+"""The model registry: one folder per trained version and a ``CURRENT`` pointer.
+
+```
+<model dir>/
+  CURRENT                      one line: the promoted version id
+  versions/<version>/
+    model.joblib               the pickled TriageEstimator
+    manifest.json              provenance, thresholds, metrics, SHA-256 of model.joblib
+    report/                    metrics report with pictures (written by training)
+```
+
+Writes go to a temporary folder that is renamed into place, and ``CURRENT`` is replaced
+atomically, so a crash never leaves a half-written version or a dangling pointer. joblib files
+are pickles, that is code: a version is loaded only when its SHA-256 matches its manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import sklearn
+
+from model.estimator import TriageEstimator
+from model.predictor import DEFAULT_BAND, TriageModel
+
+ARTIFACT_FORMAT = 1
+ARTIFACT_NAME = "model.joblib"
+MANIFEST_NAME = "manifest.json"
+CURRENT_NAME = "CURRENT"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ArtifactError(RuntimeError):
+    """A model version that cannot or must not be loaded; the message says why and what to do."""
+
+
+def default_model_dir() -> Path:
+    """``TRIAGE_MODEL_DIR`` if set, else ``var/models`` in the repository (git-ignored)."""
+    configured = os.environ.get("TRIAGE_MODEL_DIR")
+    return Path(configured) if configured else _REPO_ROOT / "var" / "models"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old or the new content, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Registry:
+    """Versions of the model under one directory."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else default_model_dir()
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    def version_dir(self, version: str) -> Path:
+        if not version or "/" in version or version.startswith("."):
+            raise ArtifactError(f"not a version id: {version!r}")
+        return self.versions_dir / version
+
+    def list_versions(self) -> list[str]:
+        """Version ids, oldest first (ids sort by time)."""
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.versions_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()
+        )
+
+    def current(self) -> str | None:
+        pointer = self.root / CURRENT_NAME
+        if not pointer.is_file():
+            return None
+        version = pointer.read_text(encoding="utf-8").strip()
+        return version or None
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        path = self.version_dir(version) / MANIFEST_NAME
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            known = ", ".join(self.list_versions()) or "none"
+            raise ArtifactError(
+                f"no model version {version!r} in {self.root} (known: {known})"
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ArtifactError(f"{path}: manifest is not valid JSON ({exc}); retrain") from exc
+
+    def new_version_id(self, git_sha: str | None = None, now: datetime | None = None) -> str:
+        """``20250114-103000-ab12cd3``: sorts by time, points to a commit."""
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+        base = f"{stamp}-{git_sha or 'nogit'}"
+        version, n = base, 2
+        while self.version_dir(version).exists():
+            version, n = f"{base}-{n}", n + 1
+        return version
+
+    def save(
+        self,
+        version: str,
+        estimator: TriageEstimator,
+        manifest: dict[str, Any],
+        write_extras: Callable[[Path], None] | None = None,
+    ) -> Path:
+        """Write a new version folder atomically; returns its path. Does not promote it."""
+        target = self.version_dir(version)
+        if target.exists():
+            raise ArtifactError(f"model version {version} already exists in {self.root}")
+        if tuple(manifest.get("labels", estimator.labels)) != estimator.labels:
+            raise ArtifactError("manifest labels differ from the estimator's labels")
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=f".tmp-{version}-"))
+        try:
+            artifact = staging / ARTIFACT_NAME
+            joblib.dump(estimator, artifact, compress=3)
+            full = {
+                "format": ARTIFACT_FORMAT,
+                "version": version,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "labels": list(estimator.labels),
+                **manifest,
+                "thresholds": dict(estimator.thresholds),
+                "artifact": ARTIFACT_NAME,
+                "artifact_sha256": sha256_file(artifact),
+            }
+            if write_extras is not None:
+                write_extras(staging)
+            (staging / MANIFEST_NAME).write_text(
+                json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            for path in staging.rglob("*"):
+                if path.is_file():
+                    with path.open("rb") as handle:
+                        os.fsync(handle.fileno())
+            os.rename(staging, target)
+            _fsync_dir(self.versions_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """Check format, checksum and library versions; returns the manifest."""
+        manifest = self.manifest(version)
+        folder = self.version_dir(version)
+        if manifest.get("format") != ARTIFACT_FORMAT:
+            raise ArtifactError(
+                f"{folder}: artifact format {manifest.get('format')}, this code reads "
+                f"format {ARTIFACT_FORMAT}; retrain with `triage train`"
+            )
+        artifact = folder / manifest.get("artifact", ARTIFACT_NAME)
+        if not artifact.is_file():
+            raise ArtifactError(f"{artifact}: missing; the version is incomplete, retrain")
+        actual = sha256_file(artifact)
+        if actual != manifest.get("artifact_sha256"):
+            raise ArtifactError(
+                f"{artifact}: SHA-256 {actual[:12]}… does not match the manifest "
+                f"({str(manifest.get('artifact_sha256'))[:12]}…); the file was changed or "
+                "corrupted after training and will not be loaded"
+            )
+        return manifest
+
+    def load(
+        self,
+        version: str | None = None,
+        uncertainty_band: float = DEFAULT_BAND,
+        allow_library_mismatch: bool = False,
+    ) -> TriageModel:
+        """Load a version (default: current) after verifying it."""
+        version = version or self.current()
+        if version is None:
+            raise ArtifactError(
+                f"no current model in {self.root}; train one with `triage train`"
+            )
+        manifest = self.verify(version)
+        trained_with = manifest.get("libs", {}).get("scikit-learn")
+        if trained_with and trained_with != sklearn.__version__ and not allow_library_mismatch:
+            raise ArtifactError(
+                f"model {version} was trained with scikit-learn {trained_with}, this is "
+                f"{sklearn.__version__}; retrain, or allow the mismatch for local experiments"
+            )
+        artifact = self.version_dir(version) / manifest.get("artifact", ARTIFACT_NAME)
+        try:
+            estimator = joblib.load(artifact)
+        except Exception as exc:  # a verified file that fails to unpickle: code drift
+            raise ArtifactError(f"{artifact}: cannot be loaded ({exc}); retrain") from exc
+        if not isinstance(estimator, TriageEstimator):
+            raise ArtifactError(f"{artifact}: not a TriageEstimator; retrain")
+        if list(estimator.labels) != list(manifest.get("labels", [])):
+            raise ArtifactError(f"{artifact}: labels differ from the manifest; retrain")
+        return TriageModel(estimator, version, manifest, uncertainty_band=uncertainty_band)
+
+    def promote(self, version: str) -> None:
+        """Make ``version`` current (atomically), after verifying it."""
+        self.verify(version)
+        write_atomic(self.root / CURRENT_NAME, (version + "\n").encode("utf-8"))
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the ``keep`` newest versions; never the current one."""
+        if keep < 1:
+            raise ArtifactError("keep at least one version")
+        current = self.current()
+        versions = self.list_versions()
+        doomed = [v for v in versions[:-keep] if v != current]
+        for version in doomed:
+            # Rename first so a crash mid-delete never leaves a half version that lists.
+            trash = self.versions_dir / f".trash-{version}"
+            os.rename(self.version_dir(version), trash)
+            shutil.rmtree(trash)
+        return doomed
+
+
+def load_model(
+    path: Path | str | None = None, version: str | None = None, **kwargs: Any
+) -> TriageModel:
+    """Load a model for suggestions.
+
+    ``path`` is a registry directory (its current version is loaded unless ``version`` is
+    given) or one version's folder; default: ``TRIAGE_MODEL_DIR`` or ``var/models``.
+    """
+    root = Path(path) if path is not None else default_model_dir()
+    if (root / MANIFEST_NAME).is_file():
+        return Registry(root.parent.parent).load(root.name, **kwargs)
+    return Registry(root).load(version, **kwargs)

@@ -1,0 +1,104 @@
+"""Typed results of a suggestion: what the service returns and analysts inspect."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OUTCOMES: tuple[str, ...] = (
+    "security_fix",
+    "partner_configures",
+    "prioritize_broad_value",
+    "decline_limited_use",
+    "needs_review",
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Words of the input that moved a label's score; ``text == input[start:end]``."""
+
+    text: str
+    start: int
+    end: int
+    weight: float  # contribution to the label's logit: > 0 argues for the label, < 0 against
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+    threshold: float
+    decision: bool
+    uncertain: bool
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SimilarRequest:
+    id: str
+    text: str
+    labels: list[str]
+    lang: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class ConceptMatch:
+    concept: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A triage suggestion for one feature request, with its reasons and provenance."""
+
+    language: str
+    labels: list[str]
+    scores: dict[str, float]
+    per_label: list[LabelScore]
+    outcome: str
+    rationale: str
+    uncertain_labels: list[str]
+    similar: list[SimilarRequest]
+    concepts: list[ConceptMatch]
+    max_similarity: float
+    flags: list[str]
+    model_version: str
+    thresholds: dict[str, float]
+    uncertainty_band: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_record(self, record_id: object) -> dict[str, Any]:
+        """The line ``triage predict`` prints for one input record."""
+        return {
+            "id": record_id,
+            "language": self.language,
+            "labels": self.labels,
+            "scores": self.scores,
+            "outcome": self.outcome,
+            "rationale": self.rationale,
+            "explanation": {
+                "per_label": {
+                    ls.label: {
+                        "score": ls.score,
+                        "threshold": ls.threshold,
+                        "decision": ls.decision,
+                        "uncertain": ls.uncertain,
+                        "evidence": [asdict(e) for e in ls.evidence],
+                    }
+                    for ls in self.per_label
+                },
+                "similar": [asdict(s) for s in self.similar],
+                "concepts": [asdict(c) for c in self.concepts],
+                "max_similarity": self.max_similarity,
+            },
+            "uncertain_labels": self.uncertain_labels,
+            "flags": self.flags,
+            "model_version": self.model_version,
+            "thresholds": self.thresholds,
+        }

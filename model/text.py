@@ -1,0 +1,262 @@
+"""Text analysis the saved model calls: language, tokens with offsets, concepts, features.
+
+Everything the pickled artifact references lives here (the vectorizers call
+``identity_features``); moving or renaming it changes the artifact format.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+
+import spacy
+from spacy.matcher import PhraseMatcher
+
+from model.lexicon import CONCEPTS, CONCERN_WORDS, NEGATION_WORDS, SECURITY_WORDS
+
+SUPPORTED_LANGS = ("de", "en")
+# Languages whose stop-word lists (shipped inside spaCy) compete with German and English in
+# language detection, so a French or Polish request is recognised as "other" instead of
+# being forced into German or English.
+_DETECTION_LANGS = ("de", "en", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "tr", "cs")
+_WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CHAR_NGRAMS = (3, 5)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A word of the original text: ``text[start:end]`` is exactly what was written."""
+
+    lower: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ConceptHit:
+    concept: str
+    start: int
+    end: int
+
+
+@dataclass
+class Analysis:
+    """What the model needs to know about one text, with offsets into the original."""
+
+    text: str
+    lang: str
+    tokens: list[Token] = field(default_factory=list)
+    concepts: list[ConceptHit] = field(default_factory=list)
+    markers: list[ConceptHit] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def word_features(self) -> list[str]:
+        words = [t.lower for t in self.tokens]
+        return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+    @property
+    def char_features(self) -> list[str]:
+        grams: list[str] = []
+        for token in self.tokens:
+            grams.extend(char_ngrams(token.lower))
+        return grams
+
+    @property
+    def concept_features(self) -> list[str]:
+        return [f"c:{hit.concept}" for hit in self.concepts] + [
+            f"m:{hit.concept}" for hit in self.markers
+        ]
+
+
+def identity_features(features: list[str]) -> list[str]:
+    """Analyzer for the vectorizers: features are computed by ``Analysis`` already."""
+    return features
+
+
+@lru_cache(maxsize=200_000)
+def char_ngrams(word: str) -> tuple[str, ...]:
+    """Character n-grams of one word, padded at both ends (like scikit-learn's ``char_wb``)."""
+    padded = f" {word} "
+    low, high = CHAR_NGRAMS
+    return tuple(
+        padded[i : i + n] for n in range(low, high + 1) for i in range(len(padded) - n + 1)
+    )
+
+
+# ---------------------------------------------------------------- language detection
+
+
+@cache
+def _stop_word_owners() -> dict[str, tuple[str, ...]]:
+    """Each stop word with the languages whose spaCy stop-word list holds it."""
+    owners: dict[str, list[str]] = {}
+    for lang in _DETECTION_LANGS:
+        module = importlib.import_module(f"spacy.lang.{lang}.stop_words")
+        for word in module.STOP_WORDS:
+            owners.setdefault(word.lower(), []).append(lang)
+    return {word: tuple(langs) for word, langs in owners.items()}
+
+
+_GERMAN_CUES = re.compile(r"[äöüß]|sch|cht|ung\b|keit\b|lich\b|\bei|ei\b|en\b|z", re.IGNORECASE)
+_ENGLISH_CUES = re.compile(r"th|wh|ing\b|ed\b|ly\b|\bw|y\b|ck\b", re.IGNORECASE)
+
+
+def detect_lang(text: str) -> str:
+    """``"de"``, ``"en"`` or ``"other"``, from stop words and letters alone (offline)."""
+    words = [w.lower() for w in _WORD_RE.findall(text[:5000])]
+    if not words:
+        return "other"
+    owners = _stop_word_owners()
+    # Short words shared by many languages ("a", "de", "in") decide little on their own, so
+    # each hit counts less the more languages share the word.
+    scores = dict.fromkeys(_DETECTION_LANGS, 0.0)
+    for word in words:
+        langs = owners.get(word)
+        if langs:
+            for lang in langs:
+                scores[lang] += 1.0 / len(langs)
+    best = max(scores, key=lambda lang: scores[lang])
+    if scores[best] < 1.5:
+        # Ticket titles such as "Wartemusik pro Queue?" have almost no function words: decide
+        # between German and English by spelling, since the form only takes those two.
+        joined = " ".join(words)
+        german = len(_GERMAN_CUES.findall(joined))
+        english = len(_ENGLISH_CUES.findall(joined))
+        return "de" if german > english else "en"
+    if best in SUPPORTED_LANGS:
+        return best
+    # A German or English request quoting a French customer still is German or English.
+    runner_up = max(SUPPORTED_LANGS, key=lambda lang: scores[lang])
+    return runner_up if scores[runner_up] >= 0.8 * scores[best] else "other"
+
+
+# ---------------------------------------------------------------- tokenisation and concepts
+
+
+@cache
+def _nlp(lang: str) -> spacy.language.Language:
+    return spacy.blank(lang)
+
+
+@cache
+def _stop_union() -> frozenset[str]:
+    return _nlp("de").Defaults.stop_words | _nlp("en").Defaults.stop_words
+
+
+def _affix_pattern(patterns: list[str]) -> re.Pattern[str] | None:
+    parts = []
+    for pattern in patterns:
+        stem = re.escape(pattern.strip("*"))
+        if pattern.startswith("*") and pattern.endswith("*"):
+            parts.append(f".*{stem}.*")
+        elif pattern.startswith("*"):
+            parts.append(f".*{stem}")
+        else:
+            parts.append(f"{stem}.*")
+    return re.compile("(?:" + "|".join(parts) + r")\Z") if parts else None
+
+
+@cache
+def _affix_rules() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    rules = []
+    for concept, patterns in CONCEPTS.items():
+        compiled = _affix_pattern([p for p in patterns if "*" in p])
+        if compiled is not None:
+            rules.append((concept, compiled))
+    return tuple(rules)
+
+
+@lru_cache(maxsize=200_000)
+def token_concepts(lower: str) -> tuple[str, ...]:
+    """Concepts whose prefix, suffix or infix patterns match one lower-cased token."""
+    return tuple(concept for concept, rule in _affix_rules() if rule.match(lower))
+
+
+@cache
+def _phrase_matcher(lang: str) -> PhraseMatcher:
+    nlp = _nlp(lang)
+    matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+    for concept, patterns in CONCEPTS.items():
+        phrases = [p for p in patterns if "*" not in p]
+        matcher.add(concept, list(nlp.tokenizer.pipe(phrases)))
+    return matcher
+
+
+_DISCLAIMER_RE = re.compile(
+    rf"\b{NEGATION_WORDS}\W+(?:\w+\W+){{0,3}}?{SECURITY_WORDS}(?:\W+\w+){{0,2}}?\W*{CONCERN_WORDS}?"
+    rf"|\b{NEGATION_WORDS}\W+(?:\w+\W+){{0,2}}?(?:sicherheits|security)\w*(?:problem|relevant|thema|risiko|issue)\w*"
+    rf"|nothing to do with\W+{SECURITY_WORDS}|nichts mit\W+(?:der\W+)?{SECURITY_WORDS}",
+    re.IGNORECASE,
+)
+_CONCERN_RE = re.compile(CONCERN_WORDS, re.IGNORECASE)
+
+
+def _disclaimers(text: str) -> list[tuple[int, int]]:
+    """Spans that deny a security concern, e.g. "no security issue", "kein Sicherheitsthema"."""
+    spans = []
+    for match in _DISCLAIMER_RE.finditer(text):
+        phrase = match.group(0)
+        # "no 2FA on the admin portal, a security risk" denies nothing: demand a concern word
+        # right in the phrase, or a phrase that starts "nothing to do with".
+        if _CONCERN_RE.search(phrase) or phrase.lower().startswith(("nothing", "nichts")):
+            spans.append(match.span())
+    return spans
+
+
+@lru_cache(maxsize=200_000)
+def _token_info(raw_lower: str) -> tuple[str | None, tuple[str, ...], bool]:
+    """Normalised form (None for symbols and emoji), concepts and stop-word flag of a token."""
+    if not any(ch.isalnum() for ch in raw_lower):
+        return None, (), True
+    lower = unicodedata.normalize("NFKC", raw_lower)
+    concepts = token_concepts(lower)
+    if lower.isdigit():
+        lower = "<num>"
+    return lower, concepts, lower in _stop_union()
+
+
+def clean_text(text: str) -> str:
+    """Replace control characters by spaces; offsets stay those of the original text."""
+    return _CONTROL_RE.sub(" ", text)
+
+
+def analyze(text: str, max_chars: int = 20_000) -> Analysis:
+    """Tokenise one text with the spaCy tokenizer of its language and find concepts."""
+    truncated = len(text) > max_chars
+    body = clean_text(text[:max_chars])
+    lang = detect_lang(body)
+    tokenizer_lang = "de" if lang == "de" else "en"
+    nlp = _nlp(tokenizer_lang)
+    doc = nlp.make_doc(body)
+    denied = _disclaimers(body)
+    analysis = Analysis(text=text, lang=lang, truncated=truncated)
+    if denied:
+        analysis.markers = [ConceptHit("no_security_claim", s, e) for s, e in denied]
+
+    def in_denial(start: int) -> bool:
+        return any(s <= start < e for s, e in denied)
+
+    for tok in doc:
+        if tok.is_space or tok.is_punct:
+            continue
+        start = tok.idx
+        if denied and in_denial(start):
+            continue
+        lower, concepts, is_stop = _token_info(tok.lower_)
+        if lower is None:
+            continue
+        end = start + len(tok.text)
+        for concept in concepts:
+            analysis.concepts.append(ConceptHit(concept, start, end))
+        if not is_stop:
+            analysis.tokens.append(Token(lower, start, end))
+    for match_id, s, e in _phrase_matcher(tokenizer_lang)(doc):
+        start, end = doc[s].idx, doc[e - 1].idx + len(doc[e - 1].text)
+        if not (denied and in_denial(start)):
+            analysis.concepts.append(ConceptHit(nlp.vocab.strings[match_id], start, end))
+    return analysis

@@ -1,0 +1,49 @@
+"""Training configuration: one TOML file read into a frozen dataclass."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).with_name("configs") / "default.toml"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    word_min_df: int = 1
+    char_min_df: int = 2
+    # Relative weight of the word, character n-gram and concept blocks before normalisation.
+    block_weights: tuple[float, float, float] = (1.0, 1.0, 0.6)
+    C: float = 4.0
+    cv_folds: int = 5
+    seed: int = 13
+    # F-beta per label for threshold tuning on out-of-fold scores; beta > 1 favours recall.
+    threshold_beta: dict[str, float] = field(
+        default_factory=lambda: {"msp_configurable": 1.0, "security": 2.0, "broad_value": 1.0}
+    )
+    # A request whose best similarity to any training request is below this quantile of the
+    # training requests' own nearest-neighbour similarities is flagged as novel.
+    novelty_quantile: float = 0.01
+    max_chars: int = 20_000
+    use_concepts: bool = True
+    use_char_ngrams: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig:
+    """Read a TOML config (default: ``training/configs/default.toml``) and apply overrides."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    with path.open("rb") as handle:
+        raw = tomllib.load(handle)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}")
+    if "block_weights" in raw:
+        raw["block_weights"] = tuple(raw["block_weights"])
+    config = TrainConfig(**raw)
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

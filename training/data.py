@@ -1,0 +1,198 @@
+"""Loading and validating labeled feature requests (JSON Lines, UTF-8)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.estimator import LABELS
+
+LANGS = ("de", "en")
+MAX_ERRORS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labeled feature request; ``extra`` keeps every other field of the record."""
+
+    id: str
+    text: str
+    labels: tuple[str, ...]
+    lang: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "labels": list(self.labels),
+            "lang": self.lang,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    path: str
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}"
+        return f"{where}: field '{self.field}': {self.message}" if self.field else (
+            f"{where}: {self.message}"
+        )
+
+
+class DataError(ValueError):
+    """A training file that cannot be used; lists every problem with file, line and field."""
+
+    def __init__(self, problems: list[DataProblem]) -> None:
+        self.problems = problems
+        shown = "\n".join(f"  {p}" for p in problems[:MAX_ERRORS_SHOWN])
+        more = len(problems) - MAX_ERRORS_SHOWN
+        suffix = f"\n  … and {more} more" if more > 0 else ""
+        super().__init__(f"{len(problems)} problem(s) in the training data:\n{shown}{suffix}")
+
+
+def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, list[DataProblem]]:
+    problems: list[DataProblem] = []
+
+    def problem(field_name: str | None, message: str) -> None:
+        problems.append(DataProblem(path, line, field_name, message))
+
+    if not isinstance(record, dict):
+        problem(None, f"expected a JSON object, got {type(record).__name__}")
+        return None, problems
+    for name in ("id", "text", "labels", "lang"):
+        if name not in record:
+            problem(name, "missing (every record needs id, text, labels and lang)")
+    raw_id = record.get("id")
+    if "id" in record and not (isinstance(raw_id, str | int) and str(raw_id).strip()):
+        problem("id", f"expected a non-empty string or number, got {raw_id!r}")
+    text = record.get("text")
+    if "text" in record:
+        if not isinstance(text, str):
+            problem("text", f"expected a string, got {type(text).__name__}")
+        elif not text.strip():
+            problem("text", "is empty")
+    labels = record.get("labels")
+    if "labels" in record:
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            problem("labels", f"expected a list of label names, got {labels!r}")
+        else:
+            unknown = [x for x in labels if x not in LABELS]
+            if unknown:
+                problem(
+                    "labels",
+                    f"unknown label(s) {', '.join(map(repr, unknown))} "
+                    f"(expected any of {', '.join(LABELS)})",
+                )
+            if len(set(labels)) != len(labels):
+                problem("labels", f"a label is listed twice: {labels!r}")
+    lang = record.get("lang")
+    if "lang" in record and lang not in LANGS:
+        problem("lang", f"expected one of {', '.join(LANGS)}, got {lang!r}")
+    if problems:
+        return None, problems
+    extra = {k: v for k, v in record.items() if k not in ("id", "text", "labels", "lang")}
+    ordered = tuple(label for label in LABELS if label in labels)
+    return Sample(str(raw_id), text, ordered, lang, extra), []
+
+
+def parse_samples(data: bytes, path: str) -> list[Sample]:
+    """Validate raw JSON Lines bytes; raises ``DataError`` listing every problem found."""
+    problems: list[DataProblem] = []
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(
+                DataProblem(path, number, None, f"not UTF-8 (byte {exc.start}): save as UTF-8")
+            )
+            continue
+        if number == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                DataProblem(path, number, None, f"broken JSON at column {exc.colno}: {exc.msg}")
+            )
+            continue
+        sample, found = _check_record(record, path, number)
+        problems.extend(found)
+        if sample is None:
+            continue
+        if sample.id in seen:
+            problems.append(
+                DataProblem(path, number, "id", f"duplicate id {sample.id!r} (line {seen[sample.id]})")
+            )
+            continue
+        seen[sample.id] = number
+        samples.append(sample)
+    if not samples and not problems:
+        problems.append(DataProblem(path, 0, None, "the file holds no records"))
+    if problems:
+        raise DataError(problems)
+    return samples
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A loaded file with its provenance for the manifest."""
+
+    path: str
+    sha256: str
+    samples: list[Sample]
+
+    def summary(self) -> dict[str, Any]:
+        per_label = {label: sum(label in s.labels for s in self.samples) for label in LABELS}
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "n": len(self.samples),
+            "per_label": per_label,
+            "no_label": sum(not s.labels for s in self.samples),
+            "per_lang": {lang: sum(s.lang == lang for s in self.samples) for lang in LANGS},
+        }
+
+
+def load_samples(path: Path | str) -> DataFile:
+    """Read and validate one JSON Lines file of labeled requests."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError([DataProblem(str(path), 0, None, f"cannot read: {exc.strerror}")]) from exc
+    return DataFile(str(path), hashlib.sha256(data).hexdigest(), parse_samples(data, str(path)))
+
+
+def load_many(paths: list[Path | str]) -> list[DataFile]:
+    """Load several files; problems of all files are reported together, ids must be unique."""
+    files: list[DataFile] = []
+    problems: list[DataProblem] = []
+    for path in paths:
+        try:
+            files.append(load_samples(path))
+        except DataError as exc:
+            problems.extend(exc.problems)
+    seen: dict[str, str] = {}
+    for data_file in files:
+        for sample in data_file.samples:
+            if sample.id in seen and seen[sample.id] != data_file.path:
+                problems.append(
+                    DataProblem(data_file.path, 0, "id", f"id {sample.id!r} also in {seen[sample.id]}")
+                )
+            seen.setdefault(sample.id, data_file.path)
+    if problems:
+        raise DataError(problems)
+    return files

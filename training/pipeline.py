@@ -1,0 +1,188 @@
+"""Fitting the triage estimator: features, per-label scorers, calibration and thresholds.
+
+Calibration and thresholds come from out-of-fold scores of a K-fold cross-validation on the
+training data, so neither is tuned on the requests it is judged by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+
+from model.estimator import LABELS, FeatureSpace, LabelScorer, TrainingIndex, TriageEstimator
+from model.text import Analysis, analyze, identity_features
+from training.config import TrainConfig
+from training.data import Sample
+
+Progress = Callable[[str, int, int], None]
+SNIPPET_CHARS = 300
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
+def label_matrix(samples: list[Sample]) -> np.ndarray:
+    """Samples × labels, 1 where the label applies."""
+    return np.array([[label in s.labels for label in LABELS] for s in samples], dtype=int)
+
+
+def _fit_vectorizer(docs: list[list[str]], min_df: int) -> TfidfVectorizer:
+    for df in (min_df, 1):
+        vectorizer = TfidfVectorizer(
+            analyzer=identity_features, lowercase=False, sublinear_tf=True, min_df=df,
+            dtype=np.float64,
+        )
+        try:
+            return vectorizer.fit(docs)
+        except ValueError:  # empty vocabulary: tiny data or a block without any features
+            continue
+    return vectorizer.fit([["<empty>"]])
+
+
+def fit_features(analyses: list[Analysis], config: TrainConfig) -> FeatureSpace:
+    weights = (
+        config.block_weights[0],
+        config.block_weights[1] if config.use_char_ngrams else 0.0,
+        config.block_weights[2] if config.use_concepts else 0.0,
+    )
+    return FeatureSpace(
+        word=_fit_vectorizer([a.word_features for a in analyses], config.word_min_df),
+        char=_fit_vectorizer([a.char_features for a in analyses], config.char_min_df),
+        concept=_fit_vectorizer([a.concept_features for a in analyses], 1),
+        weights=weights,
+    )
+
+
+def _fit_linear(X: object, y: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, float]:
+    if y.min() == y.max():  # a label that never (or always) applies in this fold
+        return np.zeros(X.shape[1]), 10.0 if y[0] else -10.0
+    clf = LogisticRegression(
+        C=config.C, class_weight="balanced", solver="liblinear", random_state=config.seed
+    )
+    clf.fit(X, y)
+    return clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
+
+
+def out_of_fold_scores(
+    analyses: list[Analysis], Y: np.ndarray, config: TrainConfig, progress: Progress
+) -> np.ndarray:
+    """Raw linear scores of each sample from a model that did not see it (samples × labels)."""
+    n_splits = min(config.cv_folds, len(analyses))
+    folds = KFold(n_splits=n_splits, shuffle=True, random_state=config.seed)
+    scores = np.zeros(Y.shape, dtype=np.float64)
+    for k, (train_idx, test_idx) in enumerate(folds.split(analyses)):
+        progress("cross-validation", k, n_splits)
+        features = fit_features([analyses[i] for i in train_idx], config)
+        X_train = features.transform([analyses[i] for i in train_idx])
+        X_test = features.transform([analyses[i] for i in test_idx])
+        for j in range(len(LABELS)):
+            coef, intercept = _fit_linear(X_train, Y[train_idx, j], config)
+            scores[test_idx, j] = X_test @ coef + intercept
+    progress("cross-validation", n_splits, n_splits)
+    return scores
+
+
+def fit_platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Sigmoid calibration ``p = 1 / (1 + exp(-(a * s + b)))`` fitted on out-of-fold scores."""
+    if y.min() == y.max():
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1e4, solver="lbfgs")
+    lr.fit(scores.reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def tune_threshold(probabilities: np.ndarray, y: np.ndarray, beta: float) -> float:
+    """Threshold maximising F-beta on out-of-fold probabilities (middle of the best plateau)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    best, best_at = -1.0, []
+    for t in grid:
+        predicted = probabilities >= t
+        tp = float(np.sum(predicted & (y == 1)))
+        fp = float(np.sum(predicted & (y == 0)))
+        fn = float(np.sum(~predicted & (y == 1)))
+        denom = (1 + beta**2) * tp + beta**2 * fn + fp
+        score = (1 + beta**2) * tp / denom if denom else 0.0
+        if score > best + 1e-9:
+            best, best_at = score, [t]
+        elif abs(score - best) <= 1e-9:
+            best_at.append(t)
+    return float(best_at[len(best_at) // 2])
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What cross-validation found: out-of-fold probabilities and the tuned thresholds."""
+
+    oof_probabilities: np.ndarray
+    thresholds: dict[str, float]
+    platt: dict[str, tuple[float, float]]
+
+
+def fit_estimator(
+    samples: list[Sample], config: TrainConfig, progress: Progress = _no_progress
+) -> tuple[TriageEstimator, FitReport]:
+    """Fit the full estimator on ``samples``; calibration and thresholds from CV."""
+    analyses = []
+    for i, sample in enumerate(samples):
+        if i % 100 == 0:
+            progress("analysing texts", i, len(samples))
+        analyses.append(analyze(sample.text, config.max_chars))
+    progress("analysing texts", len(samples), len(samples))
+    Y = label_matrix(samples)
+    oof = out_of_fold_scores(analyses, Y, config, progress)
+
+    progress("calibration and thresholds", 0, 1)
+    platt, thresholds = {}, {}
+    oof_probabilities = np.zeros(Y.shape)
+    for j, label in enumerate(LABELS):
+        a, b = fit_platt(oof[:, j], Y[:, j])
+        platt[label] = (a, b)
+        oof_probabilities[:, j] = 1.0 / (1.0 + np.exp(-(a * oof[:, j] + b)))
+        beta = config.threshold_beta.get(label, 1.0)
+        thresholds[label] = tune_threshold(oof_probabilities[:, j], Y[:, j], beta)
+    progress("calibration and thresholds", 1, 1)
+
+    progress("final fit", 0, 1)
+    features = fit_features(analyses, config)
+    X = features.transform(analyses)
+    scorers = {}
+    for j, label in enumerate(LABELS):
+        coef, intercept = _fit_linear(X, Y[:, j], config)
+        scorers[label] = LabelScorer(coef, intercept, *platt[label])
+    progress("final fit", 1, 1)
+
+    progress("similarity index", 0, 1)
+    index = TrainingIndex(
+        matrix=X,
+        ids=[s.id for s in samples],
+        snippets=[s.text[:SNIPPET_CHARS] for s in samples],
+        labels=[s.labels for s in samples],
+        langs=[s.lang for s in samples],
+        novelty_threshold=novelty_threshold(X, config.novelty_quantile),
+    )
+    progress("similarity index", 1, 1)
+    estimator = TriageEstimator(
+        features=features,
+        scorers=scorers,
+        thresholds=thresholds,
+        index=index,
+        config=config.to_dict(),
+        max_chars=config.max_chars,
+    )
+    return estimator, FitReport(oof_probabilities, thresholds, platt)
+
+
+def novelty_threshold(X: object, quantile: float) -> float:
+    """A low quantile of each training request's similarity to its nearest other request."""
+    if X.shape[0] < 2:
+        return 0.0
+    similarities = (X @ X.T).toarray()
+    np.fill_diagonal(similarities, -1.0)
+    nearest = similarities.max(axis=1)
+    return float(np.quantile(nearest, quantile))
