@@ -8,6 +8,7 @@ reviewer is the real reason for the score rather than an approximation.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,41 +76,65 @@ class FeatureSpace:
         norms[norms == 0] = 1.0
         return sp.csr_matrix(sp.diags(1.0 / norms) @ stacked)
 
-    def occurrences(self, analysis: Analysis) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """Every feature occurrence in one text: its column and the span it stands on.
+    def occurrences(
+        self, analysis: Analysis
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]]:
+        """Every feature occurrence in one text and the words it stands on.
 
-        Returns the column index per occurrence and, per occurrence, the ``(start, end)``
-        character span of the original text it was computed from.
+        Returns, per entry, the feature column, the evidence unit (a word, or a concept
+        phrase made only of stop words) and the share of the occurrence that unit gets
+        (a bigram gives half to each word); and the ``(start, end)`` span of each unit.
         """
         columns: list[int] = []
-        spans: list[tuple[int, int]] = []
+        units: list[int] = []
+        shares: list[float] = []
         word_vocab, char_vocab = self.word.vocabulary_, self.char.vocabulary_
         concept_vocab = self.concept.vocabulary_
         o_word, o_char, o_concept = self.offsets
         tokens = analysis.tokens
+        spans = [(t.start, t.end) for t in tokens]
+
+        def add(column: int, unit: int, share: float = 1.0) -> None:
+            columns.append(column)
+            units.append(unit)
+            shares.append(share)
+
         for k, token in enumerate(tokens):
-            span = (token.start, token.end)
             col = word_vocab.get(token.lower)
             if col is not None:
-                columns.append(o_word + col)
-                spans.append(span)
+                add(o_word + col, k)
             if k + 1 < len(tokens):
                 col = word_vocab.get(f"{token.lower} {tokens[k + 1].lower}")
                 if col is not None:
-                    columns.append(o_word + col)
-                    spans.append((token.start, tokens[k + 1].end))
+                    add(o_word + col, k, 0.5)
+                    add(o_word + col, k + 1, 0.5)
             for gram in char_ngrams(token.lower):
                 col = char_vocab.get(gram)
                 if col is not None:
-                    columns.append(o_char + col)
-                    spans.append(span)
+                    add(o_char + col, k)
+        starts = [t.start for t in tokens]
+        extra: dict[tuple[int, int], int] = {}
         for prefix, hits in (("c:", analysis.concepts), ("m:", analysis.markers)):
             for hit in hits:
                 col = concept_vocab.get(prefix + hit.concept)
-                if col is not None:
-                    columns.append(o_concept + col)
-                    spans.append((hit.start, hit.end))
-        return np.asarray(columns, dtype=np.int64), spans
+                if col is None:
+                    continue
+                lo = bisect_left(starts, hit.start)
+                covered = [k for k in range(lo, len(tokens)) if tokens[k].start < hit.end]
+                if not covered:
+                    span = (hit.start, hit.end)
+                    if span not in extra:
+                        extra[span] = len(spans)
+                        spans.append(span)
+                    covered = [extra[span]]
+                for k in covered:
+                    add(o_concept + col, k, 1.0 / len(covered))
+        return (
+            np.asarray(columns, dtype=np.int64),
+            np.asarray(units, dtype=np.int64),
+            np.asarray(shares, dtype=np.float64),
+            spans,
+        )
 
 
 @dataclass
@@ -142,24 +167,20 @@ class TriageEstimator:
     def contributions(
         self, analysis: Analysis, row: sp.csr_matrix
     ) -> tuple[list[tuple[int, int]], np.ndarray]:
-        """Logit contribution of each evidence span, per label.
+        """Logit contribution of each evidence unit (a word or phrase), per label.
 
-        Returns the distinct spans and an array (spans × labels) of their summed contribution;
-        a feature seen several times in the text shares its contribution among its spans.
+        Returns the units' spans and an array (units × labels) of their contributions; a
+        feature seen several times in the text shares its contribution among its places.
         """
-        columns, spans = self.features.occurrences(analysis)
-        if not spans:
+        columns, units, shares, spans = self.features.occurrences(analysis)
+        if not len(columns):
             return [], np.zeros((0, len(self.scorers)))
         dense = np.zeros(self.features.n_features)
         dense[row.indices] = row.data
-        counts = np.bincount(columns, minlength=self.features.n_features)[columns]
-        values = dense[columns] / counts
-        distinct: dict[tuple[int, int], int] = {}
-        unit = np.fromiter(
-            (distinct.setdefault(span, len(distinct)) for span in spans), np.int64, len(spans)
-        )
-        per_label = []
-        for scorer in self.scorers.values():
-            weights = values * scorer.coef[columns] * scorer.platt_a
-            per_label.append(np.bincount(unit, weights=weights, minlength=len(distinct)))
-        return list(distinct), np.column_stack(per_label)
+        totals = np.bincount(columns, weights=shares, minlength=self.features.n_features)
+        values = dense[columns] * shares / totals[columns]
+        per_label = [
+            np.bincount(units, weights=values * s.coef[columns] * s.platt_a, minlength=len(spans))
+            for s in self.scorers.values()
+        ]
+        return spans, np.column_stack(per_label)

@@ -15,12 +15,14 @@ from model.text import Analysis, analyze
 DEFAULT_BAND = 0.1
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPAN_JOINERS = frozenset(" -/\t")
+# Neighbouring words join into one phrase only when each carries real weight on its own.
+_PHRASE_MIN = 0.25
 
 
 def _merge_spans(
     text: str, spans: list[tuple[int, int]], weights: np.ndarray
 ) -> list[tuple[int, int, float]]:
-    """Union overlapping spans, then join neighbours that argue the same way into phrases."""
+    """Join neighbouring words that both argue the same way, and clearly, into phrases."""
     order = sorted(range(len(spans)), key=lambda i: spans[i])
     merged: list[list[float]] = []
     for i in order:
@@ -35,8 +37,8 @@ def _merge_spans(
                 and len(gap) <= 2
                 and all(ch in _SPAN_JOINERS for ch in gap)
                 and (last[2] > 0) == (weight > 0)
-                and abs(weight) > 0.02
-                and abs(last[2]) > 0.02
+                and abs(weight) >= _PHRASE_MIN
+                and abs(last[2]) >= _PHRASE_MIN
             )
             if overlaps or joins:
                 last[1] = max(last[1], end)

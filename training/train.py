@@ -1,0 +1,118 @@
+"""One training run: validate, fit, evaluate, write a registry version, promote it."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from model.predictor import TriageModel
+from model.registry import Registry
+from training.config import TrainConfig, load_config
+from training.data import DataError, DataProblem, load_many, load_samples
+from training.evaluate import evaluate_model, scored
+from training.pipeline import Progress, _no_progress, fit_estimator
+from training.report import write_report
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TRAIN = REPO_ROOT / "data" / "samples" / "train.jsonl"
+DEFAULT_EVAL = REPO_ROOT / "data" / "samples" / "eval.jsonl"
+_LIBS = ("scikit-learn", "spacy", "numpy", "scipy", "joblib")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: str
+    path: Path
+    metrics: dict[str, Any]
+    promoted: bool
+    seconds: float
+
+
+def git_revision() -> tuple[str | None, bool]:
+    """Short commit of the working tree and whether it has uncommitted changes."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+            text=True, check=True, timeout=5,
+        ).stdout.strip()
+        dirty = bool(subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip())
+        return sha or None, dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+
+
+def library_versions() -> dict[str, str]:
+    libs = {"python": platform.python_version()}
+    for name in _LIBS:
+        try:
+            libs[name] = version(name)
+        except PackageNotFoundError:
+            libs[name] = "unknown"
+    return libs
+
+
+def train(
+    data_paths: list[Path] | None = None,
+    eval_path: Path | None = None,
+    model_dir: Path | None = None,
+    config: TrainConfig | None = None,
+    promote: bool = True,
+    progress: Progress = _no_progress,
+) -> TrainResult:
+    """Train on ``data_paths``, evaluate on ``eval_path``, save a version and promote it.
+
+    Nothing is written to the registry unless every input file validates.
+    """
+    started = time.perf_counter()
+    config = config or load_config()
+    data_files = load_many(data_paths or [DEFAULT_TRAIN])
+    eval_file = load_samples(eval_path or DEFAULT_EVAL)
+    samples = [s for f in data_files for s in f.samples]
+    train_texts = {s.text.strip() for s in samples}
+    leaked = [s.id for s in eval_file.samples if s.text.strip() in train_texts]
+    if leaked:
+        raise DataError([
+            DataProblem(eval_file.path, 0, "text", f"evaluation request {i} is also in the "
+                        "training data; the yardstick must stay unseen") for i in leaked
+        ])
+
+    estimator, fit_report = fit_estimator(samples, config, progress)
+    registry = Registry(model_dir)
+    git_sha, dirty = git_revision()
+    version_id = registry.new_version_id(git_sha)
+
+    progress("evaluation", 0, 1)
+    model = TriageModel(estimator, version_id)
+    metrics = evaluate_model(model, eval_file.samples)
+    y_true, probabilities = scored(model, eval_file.samples)
+    progress("evaluation", 1, 1)
+
+    manifest = {
+        "data": [f.summary() for f in data_files],
+        "eval_data": eval_file.summary(),
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "cv_thresholds": fit_report.thresholds,
+        "novelty_threshold": estimator.index.novelty_threshold,
+        "code": {"git_sha": git_sha, "dirty": dirty},
+        "libs": library_versions(),
+    }
+
+    def write_extras(folder: Path) -> None:
+        progress("report", 0, 1)
+        write_report(folder / "report", y_true, probabilities, estimator.thresholds, metrics,
+                     f"Model {version_id} on {Path(eval_file.path).name}")
+        progress("report", 1, 1)
+
+    path = registry.save(version_id, estimator, manifest, write_extras)
+    if promote:
+        registry.promote(version_id)
+    return TrainResult(version_id, path, metrics, promote, time.perf_counter() - started)
