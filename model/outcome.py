@@ -41,9 +41,7 @@ _TEXTS = {
         "uncertain": (
             "Not sure about {labels} (score close to the threshold); a reviewer should decide."
         ),
-        "security_fix": (
-            "Security risk ({reason}): it must be fixed, whatever else applies."
-        ),
+        "security_fix": ("Security risk ({reason}): it must be fixed, whatever else applies."),
         "partner_configures": (
             "The partner can deliver this with existing configuration ({reason}); low vendor "
             "priority."
@@ -103,12 +101,14 @@ def decide_outcome(
             return OutcomeDecision("needs_review", texts[flag].format(sim=max_similarity))
     security = by_label.get("security")
     if security and security.decision and not security.uncertain:
-        return OutcomeDecision("security_fix", texts["security_fix"].format(
-            reason=_reason(security)))
+        return OutcomeDecision(
+            "security_fix", texts["security_fix"].format(reason=_reason(security))
+        )
     uncertain = [ls.label for ls in per_label if ls.uncertain]
     if uncertain:
-        return OutcomeDecision("needs_review", texts["uncertain"].format(
-            labels=", ".join(uncertain)))
+        return OutcomeDecision(
+            "needs_review", texts["uncertain"].format(labels=", ".join(uncertain))
+        )
     msp = by_label.get("msp_configurable")
     broad = by_label.get("broad_value")
     if msp and msp.decision:
@@ -117,8 +117,10 @@ def decide_outcome(
             rationale += texts["partner_default"]
         return OutcomeDecision("partner_configures", rationale)
     if broad and broad.decision:
-        return OutcomeDecision("prioritize_broad_value", texts["prioritize_broad_value"].format(
-            reason=_reason(broad)))
+        return OutcomeDecision(
+            "prioritize_broad_value", texts["prioritize_broad_value"].format(reason=_reason(broad))
+        )
     top = max(per_label, key=lambda ls: ls.score)
-    return OutcomeDecision("decline_limited_use", texts["decline_limited_use"].format(
-        top=top.label, score=top.score))
+    return OutcomeDecision(
+        "decline_limited_use", texts["decline_limited_use"].format(top=top.label, score=top.score)
+    )

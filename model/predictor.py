@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 import re
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from model.estimator import TriageEstimator
 from model.outcome import decide_outcome
@@ -13,6 +17,25 @@ from model.suggestion import ConceptMatch, Evidence, LabelScore, SimilarRequest,
 from model.text import Analysis, analyze
 
 DEFAULT_BAND = 0.1
+_PARALLEL_MIN = 512  # below this, starting worker processes costs more than it saves
+_WORKER_MODEL: TriageModel | None = None
+
+
+def _suggest_in_worker(chunk: tuple[list[str], bool, list[object] | None]) -> list[object]:
+    assert _WORKER_MODEL is not None  # set by the parent before forking
+    texts, explain, ids = chunk
+    suggestions = _WORKER_MODEL.suggest_many(texts, explain=explain)
+    # JSON text crosses the process boundary far faster than pickled dataclasses.
+    return suggestions if ids is None else _json_lines(suggestions, ids)
+
+
+def _json_lines(suggestions: list[Suggestion], ids: Sequence[object]) -> list[str]:
+    return [
+        json.dumps(s.to_record(i), ensure_ascii=False)
+        for s, i in zip(suggestions, ids, strict=True)
+    ]
+
+
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPAN_JOINERS = frozenset(" -/\t")
 # Neighbouring words join into one phrase only when each carries real weight on its own.
@@ -84,25 +107,69 @@ class TriageModel:
         """Suggest labels, an outcome and reasons for one feature request."""
         return self.suggest_many([text], explain=explain)[0]
 
-    def suggest_many(self, texts: Sequence[str], explain: bool = True) -> list[Suggestion]:
+    def suggest_many(
+        self, texts: Sequence[str], explain: bool = True, n_jobs: int = 1
+    ) -> list[Suggestion]:
         """Suggest for many texts at once (vectorised; far faster than one by one).
 
         With ``explain=False`` evidence spans are left out; similar requests, novelty and the
         outcome are computed either way, so the outcome never depends on ``explain``.
+        ``n_jobs > 1`` (or ``-1`` for every core) splits a large batch over worker processes;
+        it forks, so use it from batch jobs and notebooks, not from a threaded server.
         """
+        n_jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+        if n_jobs > 1 and len(texts) >= _PARALLEL_MIN:
+            return self._suggest_parallel(list(texts), explain, n_jobs)
         analyses = [analyze(t, self.estimator.max_chars) for t in texts]
         matrix = self.estimator.transform(analyses)
         probabilities = self.estimator.predict_proba(matrix)
         similarities = self.estimator.similarities(matrix)
-        return [
-            self._suggestion(analyses[i], matrix[i], probabilities[i], similarities[i], explain)
-            for i in range(len(texts))
+        suggestions = []
+        for i, analysis in enumerate(analyses):
+            row = None
+            if explain:
+                lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
+                row = (matrix.indices[lo:hi], matrix.data[lo:hi])
+            suggestions.append(self._suggestion(analysis, row, probabilities[i], similarities[i]))
+        return suggestions
+
+    def json_lines(
+        self, texts: Sequence[str], ids: Sequence[object], explain: bool = True, n_jobs: int = 1
+    ) -> list[str]:
+        """One JSON line (``triage predict``'s record) per text: the fast path for batch jobs."""
+        n_jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+        if n_jobs > 1 and len(texts) >= _PARALLEL_MIN:
+            return self._suggest_parallel(list(texts), explain, n_jobs, list(ids))
+        return _json_lines(self.suggest_many(texts, explain=explain), ids)
+
+    def _suggest_parallel(
+        self, texts: list[str], explain: bool, n_jobs: int, ids: list[object] | None = None
+    ) -> list:
+        global _WORKER_MODEL
+        _WORKER_MODEL = self
+        size = max(64, -(-len(texts) // (n_jobs * 4)))
+        chunks = [
+            (texts[i : i + size], explain, None if ids is None else ids[i : i + size])
+            for i in range(0, len(texts), size)
         ]
+        try:
+            with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
+                parts = pool.map(_suggest_in_worker, chunks)
+        finally:
+            _WORKER_MODEL = None
+        return [suggestion for part in parts for suggestion in part]
 
     def score_matrix(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities only (rows × labels): the fast path for evaluation."""
         analyses = [analyze(t, self.estimator.max_chars) for t in texts]
         return self.estimator.predict_proba(self.estimator.transform(analyses))
+
+    def vectors(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """L2-normalised feature vectors; the dot product of two rows is their cosine similarity.
+
+        Vectors of different model versions live in different spaces: never mix them.
+        """
+        return self.estimator.transform([analyze(t, self.estimator.max_chars) for t in texts])
 
     def _flags(self, analysis: Analysis, max_similarity: float) -> list[str]:
         flags = []
@@ -121,13 +188,12 @@ class TriageModel:
     def _suggestion(
         self,
         analysis: Analysis,
-        row: object,
+        row: tuple[np.ndarray, np.ndarray] | None,
         probabilities: np.ndarray,
         similarities: np.ndarray,
-        explain: bool,
     ) -> Suggestion:
         estimator = self.estimator
-        evidence = self._evidence(analysis, row) if explain else {}
+        evidence = self._evidence(analysis, row) if row is not None else {}
         per_label = []
         for j, label in enumerate(estimator.labels):
             score = float(probabilities[j])
@@ -142,7 +208,9 @@ class TriageModel:
                     evidence=evidence.get(label, []),
                 )
             )
-        top = np.argsort(-similarities)[: self.n_similar]
+        k = min(self.n_similar, len(similarities))
+        top = np.argpartition(-similarities, k - 1)[:k] if k else np.zeros(0, dtype=int)
+        top = top[np.argsort(-similarities[top])]
         max_similarity = float(similarities[top[0]]) if len(top) else 0.0
         flags = self._flags(analysis, max_similarity)
         decision = decide_outcome(per_label, analysis.lang, flags, max_similarity)
@@ -177,7 +245,9 @@ class TriageModel:
             uncertainty_band=self.uncertainty_band,
         )
 
-    def _evidence(self, analysis: Analysis, row: object) -> dict[str, list[Evidence]]:
+    def _evidence(
+        self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]
+    ) -> dict[str, list[Evidence]]:
         spans, contributions = self.estimator.contributions(analysis, row)
         result: dict[str, list[Evidence]] = {}
         text = analysis.text

@@ -210,9 +210,7 @@ class Registry:
         """Load a version (default: current) after verifying it."""
         version = version or self.current()
         if version is None:
-            raise ArtifactError(
-                f"no current model in {self.root}; train one with `triage train`"
-            )
+            raise ArtifactError(f"no current model in {self.root}; train one with `triage train`")
         manifest = self.verify(version)
         trained_with = manifest.get("libs", {}).get("scikit-learn")
         if trained_with and trained_with != sklearn.__version__ and not allow_library_mismatch:

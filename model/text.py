@@ -7,13 +7,16 @@ Everything the pickled artifact references lives here (the vectorizers call
 from __future__ import annotations
 
 import importlib
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 import spacy
+from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, LOWER
 from spacy.matcher import PhraseMatcher
+from spacy.strings import StringStore
 
 from model.lexicon import CONCEPTS, CONCERN_WORDS, NEGATION_WORDS, SECURITY_WORDS
 
@@ -57,7 +60,7 @@ class Analysis:
     @property
     def word_features(self) -> list[str]:
         words = [t.lower for t in self.tokens]
-        return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
     @property
     def char_features(self) -> list[str]:
@@ -194,10 +197,13 @@ _DISCLAIMER_RE = re.compile(
     re.IGNORECASE,
 )
 _CONCERN_RE = re.compile(CONCERN_WORDS, re.IGNORECASE)
+_SECURITY_RE = re.compile(SECURITY_WORDS, re.IGNORECASE)
 
 
 def _disclaimers(text: str) -> list[tuple[int, int]]:
     """Spans that deny a security concern, e.g. "no security issue", "kein Sicherheitsthema"."""
+    if not _SECURITY_RE.search(text):  # cheap pre-check: most requests never deny anything
+        return []
     spans = []
     for match in _DISCLAIMER_RE.finditer(text):
         phrase = match.group(0)
@@ -241,16 +247,15 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     def in_denial(start: int) -> bool:
         return any(s <= start < e for s, e in denied)
 
-    for tok in doc:
-        if tok.is_space or tok.is_punct:
+    # Reading token attributes as one array is several times faster than Token objects.
+    strings = nlp.vocab.strings
+    for lower_hash, start, length, is_punct, is_space in doc.to_array(_TOKEN_ATTRS).tolist():
+        if is_punct or is_space or (denied and in_denial(start)):
             continue
-        start = tok.idx
-        if denied and in_denial(start):
-            continue
-        lower, concepts, is_stop = _token_info(tok.lower_)
+        lower, concepts, is_stop = _token_info_by_hash(lower_hash, strings)
         if lower is None:
             continue
-        end = start + len(tok.text)
+        end = start + length
         for concept in concepts:
             analysis.concepts.append(ConceptHit(concept, start, end))
         if not is_stop:
@@ -258,5 +263,34 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     for match_id, s, e in _phrase_matcher(tokenizer_lang)(doc):
         start, end = doc[s].idx, doc[e - 1].idx + len(doc[e - 1].text)
         if not (denied and in_denial(start)):
-            analysis.concepts.append(ConceptHit(nlp.vocab.strings[match_id], start, end))
+            analysis.concepts.append(ConceptHit(strings[match_id], start, end))
+    _forget_words_if_large(nlp)
     return analysis
+
+
+_TOKEN_ATTRS = [LOWER, IDX, LENGTH, IS_PUNCT, IS_SPACE]
+_MAX_VOCAB = 300_000
+_by_hash: dict[int, tuple[str | None, tuple[str, ...], bool]] = {}
+
+
+def _token_info_by_hash(
+    lower_hash: int, strings: StringStore
+) -> tuple[str | None, tuple[str, ...], bool]:
+    # spaCy's string hashes are a fixed function of the string, so one cache serves both
+    # tokenizers.
+    info = _by_hash.get(lower_hash)
+    if info is None:
+        info = _token_info(strings[lower_hash])
+        if len(_by_hash) < _MAX_VOCAB:
+            _by_hash[lower_hash] = info
+    return info
+
+
+def _forget_words_if_large(nlp: spacy.language.Language) -> None:
+    """A long-running service sees endless new words; spaCy's vocabulary keeps them all.
+
+    Start the tokenizer afresh once it holds too many, so memory stays bounded.
+    """
+    if len(nlp.vocab) > _MAX_VOCAB:
+        _nlp.cache_clear()
+        _phrase_matcher.cache_clear()

@@ -43,8 +43,10 @@ class DataProblem:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}"
-        return f"{where}: field '{self.field}': {self.message}" if self.field else (
-            f"{where}: {self.message}"
+        return (
+            f"{where}: field '{self.field}': {self.message}"
+            if self.field
+            else (f"{where}: {self.message}")
         )
 
 
@@ -134,7 +136,9 @@ def parse_samples(data: bytes, path: str) -> list[Sample]:
             continue
         if sample.id in seen:
             problems.append(
-                DataProblem(path, number, "id", f"duplicate id {sample.id!r} (line {seen[sample.id]})")
+                DataProblem(
+                    path, number, "id", f"duplicate id {sample.id!r} (line {seen[sample.id]})"
+                )
             )
             continue
         seen[sample.id] = number
@@ -190,7 +194,9 @@ def load_many(paths: list[Path | str]) -> list[DataFile]:
         for sample in data_file.samples:
             if sample.id in seen and seen[sample.id] != data_file.path:
                 problems.append(
-                    DataProblem(data_file.path, 0, "id", f"id {sample.id!r} also in {seen[sample.id]}")
+                    DataProblem(
+                        data_file.path, 0, "id", f"id {sample.id!r} also in {seen[sample.id]}"
+                    )
                 )
             seen.setdefault(sample.id, data_file.path)
     if problems:

@@ -36,7 +36,7 @@ def metrics_from(
         for j, label in enumerate(LABELS)
     }
     result: dict[str, Any] = {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", zero_division=0)), 4),
         "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),
         "subset_accuracy": round(float(np.mean(np.all(y_true == y_pred, axis=1))), 4),
@@ -50,8 +50,10 @@ def metrics_from(
                 result["per_language"][lang] = {
                     "n": len(rows),
                     "macro_f1": round(
-                        float(f1_score(y_true[rows], y_pred[rows], average="macro",
-                                       zero_division=0)), 4
+                        float(
+                            f1_score(y_true[rows], y_pred[rows], average="macro", zero_division=0)
+                        ),
+                        4,
                     ),
                 }
     return result
@@ -61,7 +63,8 @@ def evaluate_model(model: TriageModel, samples: list[Sample]) -> dict[str, Any]:
     """Score ``samples`` with ``model`` and compare with their labels."""
     probabilities = model.score_matrix([s.text for s in samples])
     metrics = metrics_from(
-        label_matrix(samples), decisions(probabilities, model.thresholds),
+        label_matrix(samples),
+        decisions(probabilities, model.thresholds),
         [s.lang for s in samples],
     )
     metrics["model_version"] = model.version

@@ -35,7 +35,10 @@ def label_matrix(samples: list[Sample]) -> np.ndarray:
 def _fit_vectorizer(docs: list[list[str]], min_df: int) -> TfidfVectorizer:
     for df in (min_df, 1):
         vectorizer = TfidfVectorizer(
-            analyzer=identity_features, lowercase=False, sublinear_tf=True, min_df=df,
+            analyzer=identity_features,
+            lowercase=False,
+            sublinear_tf=True,
+            min_df=df,
             dtype=np.float64,
         )
         try:

@@ -9,11 +9,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_curve
 
-from model.estimator import LABELS  # noqa: E402
+from model.estimator import LABELS
 
 
 def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, label: str, path: Path) -> None:
@@ -42,8 +42,9 @@ def plot_pr_curve(
         ax.plot(recall, precision, color="#2563eb", lw=2)
         at = np.searchsorted(cut, threshold)
         if at < len(cut):
-            ax.plot(recall[at], precision[at], "o", color="#dc2626",
-                    label=f"threshold {threshold:.2f}")
+            ax.plot(
+                recall[at], precision[at], "o", color="#dc2626", label=f"threshold {threshold:.2f}"
+            )
             ax.legend(loc="lower left", fontsize=8)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
@@ -84,20 +85,36 @@ def write_report(
     """Write ``metrics.json``, ``report.md`` and PNG pictures into ``folder``; returns names."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    lines = [f"# {title}", "", f"Macro F1 {metrics['macro_f1']:.3f}, micro F1 "
-             f"{metrics['micro_f1']:.3f}, subset accuracy {metrics['subset_accuracy']:.3f} "
-             f"on {metrics['n']} requests.", "",
-             "| label | precision | recall | F1 | support | threshold |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Macro F1 {metrics['macro_f1']:.3f}, micro F1 "
+        f"{metrics['micro_f1']:.3f}, subset accuracy {metrics['subset_accuracy']:.3f} "
+        f"on {metrics['n']} requests.",
+        "",
+        "| label | precision | recall | F1 | support | threshold |",
+        "|---|---|---|---|---|---|",
+    ]
     for j, label in enumerate(LABELS):
         m = metrics["per_label"][label]
-        lines.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} "
-                     f"| {m['support']} | {thresholds[label]:.2f} |")
+        lines.append(
+            f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} "
+            f"| {m['support']} | {thresholds[label]:.2f} |"
+        )
         y_pred = (probabilities[:, j] >= thresholds[label]).astype(int)
         for kind, draw in (
-            ("confusion", lambda p, j=j, y_pred=y_pred, label=label:
-                plot_confusion(y_true[:, j], y_pred, label, p)),
-            ("pr", lambda p, j=j, label=label:
-                plot_pr_curve(y_true[:, j], probabilities[:, j], thresholds[label], label, p)),
+            (
+                "confusion",
+                lambda p, j=j, y_pred=y_pred, label=label: plot_confusion(
+                    y_true[:, j], y_pred, label, p
+                ),
+            ),
+            (
+                "pr",
+                lambda p, j=j, label=label: plot_pr_curve(
+                    y_true[:, j], probabilities[:, j], thresholds[label], label, p
+                ),
+            ),
         ):
             name = f"{kind}_{label}.png"
             draw(folder / name)

@@ -37,13 +37,23 @@ def git_revision() -> tuple[str | None, bool]:
     """Short commit of the working tree and whether it has uncommitted changes."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short=7", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-            text=True, check=True, timeout=5,
+            ["git", "rev-parse", "--short=7", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
         ).stdout.strip()
-        dirty = bool(subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-            capture_output=True, text=True, check=True, timeout=5,
-        ).stdout.strip())
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=5,
+            ).stdout.strip()
+        )
         return sha or None, dirty
     except (OSError, subprocess.SubprocessError):
         return None, False
@@ -79,10 +89,18 @@ def train(
     train_texts = {s.text.strip() for s in samples}
     leaked = [s.id for s in eval_file.samples if s.text.strip() in train_texts]
     if leaked:
-        raise DataError([
-            DataProblem(eval_file.path, 0, "text", f"evaluation request {i} is also in the "
-                        "training data; the yardstick must stay unseen") for i in leaked
-        ])
+        raise DataError(
+            [
+                DataProblem(
+                    eval_file.path,
+                    0,
+                    "text",
+                    f"evaluation request {i} is also in the "
+                    "training data; the yardstick must stay unseen",
+                )
+                for i in leaked
+            ]
+        )
 
     estimator, fit_report = fit_estimator(samples, config, progress)
     registry = Registry(model_dir)
@@ -108,8 +126,14 @@ def train(
 
     def write_extras(folder: Path) -> None:
         progress("report", 0, 1)
-        write_report(folder / "report", y_true, probabilities, estimator.thresholds, metrics,
-                     f"Model {version_id} on {Path(eval_file.path).name}")
+        write_report(
+            folder / "report",
+            y_true,
+            probabilities,
+            estimator.thresholds,
+            metrics,
+            f"Model {version_id} on {Path(eval_file.path).name}",
+        )
         progress("report", 1, 1)
 
     path = registry.save(version_id, estimator, manifest, write_extras)

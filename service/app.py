@@ -1,0 +1,211 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; its lifespan loads the model.
+
+Run it with ``triage serve`` or ``uvicorn --factory service.app:create_app``. Configuration
+comes from ``TRIAGE_*`` environment variables (see ``service.settings``); the API key, when
+``TRIAGE_API_KEYS`` is unset, from the key file ``var/api-key``, created on first start
+(see ``service.security``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from model import Registry
+from service.demand import DemandIndex
+from service.deps import AppState
+from service.errors import PROBLEM_MEDIA_TYPE, install_error_handlers, problem_body
+from service.logs import configure_logging, request_id_var
+from service.metrics import Metrics
+from service.routes import router
+from service.runtime import ModelHolder, SuggestBatcher
+from service.security import resolve_api_keys
+from service.settings import Settings
+from service.store import Store
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("service.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+DESCRIPTION = """\
+Suggests triage labels (`msp_configurable`, `security`, `broad_value`), an outcome and the
+reasons for feature requests in German or English, keeps an inbox of requests with the
+architects' reviews, and serves the registry's current model with hot reload.
+
+Errors are RFC 9457 problem details (`application/problem+json`). Writes, inbox reads and
+admin calls need the `X-API-Key` header.
+"""
+
+
+class RequestContext:
+    """Request id, body size limit, access log line and HTTP metrics, as plain ASGI.
+
+    (Starlette's ``BaseHTTPMiddleware`` costs about a millisecond per request; this does not.)
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await self._too_large(scope, send_with_id, int(length))
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            state = getattr(scope.get("app"), "state", None)
+            triage = getattr(state, "triage", None) if state is not None else None
+            if triage is not None:
+                triage.metrics.http_requests.labels(scope["method"], path, str(status)).inc()
+                triage.metrics.http_latency.labels(scope["method"], path).observe(elapsed)
+            access_logger.info(
+                "%s %s %d %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    async def _too_large(self, scope: Scope, send: Send, length: int) -> None:
+        body = json.dumps(
+            problem_body(
+                413,
+                "body-too-large",
+                "Body too large",
+                f"the body has {length} bytes; the limit is {self.max_body_bytes} "
+                "(TRIAGE_MAX_BODY_BYTES)",
+                scope["path"],
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _build_state(settings: Settings) -> AppState:
+    api_keys = resolve_api_keys(settings)
+    store = Store(settings.database_url)
+    schema = store.migrate()
+    logger.info(
+        "database %s ready (schema %d)",
+        store.engine.url.render_as_string(hide_password=True),
+        schema,
+    )
+    holder = ModelHolder(Registry(settings.model_dir), settings.uncertainty_band)
+    metrics = Metrics(
+        version=lambda: holder.model.version if holder.model else None,
+        agreement=store.agreement,
+    )
+    holder.result_hook = lambda result: metrics.reloads.labels(result).inc()
+    if not holder.reload(force=True):
+        logger.error("starting without a model: %s", holder.state.last_reload_error)
+    return AppState(
+        settings=settings,
+        store=store,
+        holder=holder,
+        batcher=SuggestBatcher(holder),
+        demand=DemandIndex(store, settings.demand_similarity, settings.demand_min_partners),
+        metrics=metrics,
+        api_keys=api_keys,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing is loaded until its lifespan starts."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = _build_state(settings)
+        app.state.triage = state
+        state.holder.start_watcher(settings.reload_interval)
+        try:
+            yield
+        finally:
+            state.holder.stop()
+            state.batcher.close()
+            state.store.close()
+            if state.metrics.multiprocess:
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())
+
+    app = FastAPI(
+        title="Request Triage",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "x-request-id", "idempotency-key"],
+            expose_headers=["x-request-id", "x-total-count", "link", "location"],
+        )
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def openapi_schema(settings: Settings | None = None) -> dict[str, Any]:
+    """The OpenAPI document, without starting the app."""
+    return create_app(settings).openapi()

@@ -1,0 +1,175 @@
+"""Demand signal: near-duplicates among earlier stored requests, and who asked.
+
+One text cannot show that a wish is wanted widely; many partners asking for the same thing
+can. Each stored request is compared (cosine similarity of ``TriageModel.vectors``) with every
+earlier stored request; those at or above ``TRIAGE_DEMAND_SIMILARITY`` (default 0.5) are its
+near-duplicates and are linked in the store.
+
+Counts reported in ``demand``:
+- ``similar_requests``: earlier near-duplicates;
+- ``partners`` / ``customers``: distinct non-empty names among the request itself and its
+  earlier near-duplicates (compared case-insensitively, trimmed).
+
+How it changes the suggestion, when ``partners >= TRIAGE_DEMAND_MIN_PARTNERS`` (default 3),
+i.e. the demand is *broad*:
+- ``decline_limited_use`` becomes ``needs_review``: the text looks narrow, but several
+  partners asking for it is evidence of ``broad_value``; a person should decide rather than
+  the service declining something many want. ``demand.outcome_before`` keeps the model's
+  outcome.
+- every other outcome stays (``security_fix`` and ``needs_review`` already lead to a person;
+  ``prioritize_broad_value`` is confirmed; ``partner_configures`` stays, since the partner can
+  still do it, and the rationale suggests a product default or documentation).
+- labels are never changed: they are the model's reading of the text. The rationale gets one
+  sentence naming the counts, in the request's language, and ``flags`` gets ``broad_demand``.
+
+The index lives in each worker's memory and catches up from the store (``id`` above the last
+seen) before every intake, so workers and instances sharing one database see each other's
+requests. Vectors of different model versions are not comparable: a model swap rebuilds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import scipy.sparse as sp
+
+from model import TriageModel
+from service.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def compose(title: str | None, text: str) -> str:
+    """The text the model sees: title, a blank line, then the text."""
+    return f"{title}\n\n{text}" if title else text
+
+
+def _name(value: str | None) -> str | None:
+    value = (value or "").strip().casefold()
+    return value or None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    id: int
+    similarity: float
+    partner: str | None
+    customer: str | None
+
+
+class DemandIndex:
+    """Vectors of all stored requests for one model version, caught up from the store."""
+
+    def __init__(self, store: Store, threshold: float, min_partners: int) -> None:
+        self.store = store
+        self.threshold = threshold
+        self.min_partners = min_partners
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._last_id = 0
+        self._matrix: sp.csr_matrix | None = None
+        self._ids: list[int] = []
+        self._partners: list[str | None] = []
+        self._customers: list[str | None] = []
+
+    def _catch_up(self, model: TriageModel) -> None:
+        if model.version != self._version:
+            self._version, self._last_id, self._matrix = model.version, 0, None
+            self._ids, self._partners, self._customers = [], [], []
+        while True:
+            rows = self.store.requests_after(self._last_id)
+            if not rows:
+                return
+            vectors = model.vectors([compose(r["title"], r["text"]) for r in rows])
+            self._matrix = (
+                vectors
+                if self._matrix is None
+                else sp.vstack([self._matrix, vectors], format="csr")
+            )
+            self._ids.extend(int(r["id"]) for r in rows)
+            self._partners.extend(_name(r["partner"]) for r in rows)
+            self._customers.extend(_name(r["customer"]) for r in rows)
+            self._last_id = int(rows[-1]["id"])
+
+    def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
+        """Stored requests at or above the threshold, most similar first."""
+        with self._lock:
+            self._catch_up(model)
+            if self._matrix is None or not self._ids:
+                return []
+            vector = model.vectors([text])
+            sims = (self._matrix @ vector.T).toarray().ravel()
+            hits = [(i, float(s)) for i, s in enumerate(sims) if s >= self.threshold]
+            hits.sort(key=lambda h: -h[1])
+            return [
+                Neighbour(self._ids[i], round(s, 4), self._partners[i], self._customers[i])
+                for i, s in hits
+            ]
+
+    def demand(
+        self, neighbours: list[Neighbour], partner: str | None, customer: str | None
+    ) -> dict[str, Any]:
+        partners = {n.partner for n in neighbours} | {_name(partner)}
+        customers = {n.customer for n in neighbours} | {_name(customer)}
+        partners.discard(None)
+        customers.discard(None)
+        return {
+            "similar_requests": len(neighbours),
+            "partners": len(partners),
+            "customers": len(customers),
+            "broad": len(partners) >= self.min_partners,
+            "min_partners": self.min_partners,
+            "similarity_threshold": self.threshold,
+            "similar": [{"id": n.id, "similarity": n.similarity} for n in neighbours[:10]],
+            "outcome_before": None,
+        }
+
+
+_NOTES = {
+    "en": {
+        "decline": (
+            " But {n} similar requests came from {p} different partners: that is evidence of "
+            "broad value the text alone does not show, so a reviewer should decide."
+        ),
+        "partner": (
+            " {n} similar requests from {p} different partners: consider a product default or "
+            "better documentation."
+        ),
+        "other": " {n} similar requests came from {p} different partners.",
+    },
+    "de": {
+        "decline": (
+            " Aber {n} ähnliche Anfragen kamen von {p} verschiedenen Partnern: ein Hinweis auf "
+            "breiten Nutzen, den der Text allein nicht zeigt; bitte manuell entscheiden."
+        ),
+        "partner": (
+            " {n} ähnliche Anfragen von {p} verschiedenen Partnern: Produkt-Standard oder "
+            "bessere Dokumentation erwägen."
+        ),
+        "other": " {n} ähnliche Anfragen kamen von {p} verschiedenen Partnern.",
+    },
+}
+
+
+def apply_demand(suggestion: dict[str, Any], demand: dict[str, Any]) -> dict[str, Any]:
+    """The suggestion (as the API returns it) with the demand rules of this module applied."""
+    out = dict(suggestion)
+    out["demand"] = demand
+    if not demand["broad"]:
+        return out
+    notes = _NOTES["de" if out.get("language") == "de" else "en"]
+    counts = {"n": demand["similar_requests"], "p": demand["partners"]}
+    outcome = out["outcome"]
+    if outcome == "decline_limited_use":
+        demand["outcome_before"] = outcome
+        out["outcome"] = "needs_review"
+        out["rationale"] = out["rationale"] + notes["decline"].format(**counts)
+    elif outcome == "partner_configures":
+        out["rationale"] = out["rationale"] + notes["partner"].format(**counts)
+    else:
+        out["rationale"] = out["rationale"] + notes["other"].format(**counts)
+    out["flags"] = [*out.get("flags", []), "broad_demand"]
+    return out

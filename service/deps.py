@@ -1,0 +1,89 @@
+"""What handlers receive: the app's state, the serving model, the API key check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from model import TriageModel
+from service.demand import DemandIndex
+from service.errors import Problem
+from service.metrics import Metrics
+from service.runtime import ModelHolder, SuggestBatcher
+from service.security import API_KEY_HEADER, key_matches
+from service.settings import Settings
+from service.store import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    holder: ModelHolder
+    batcher: SuggestBatcher
+    demand: DemandIndex
+    metrics: Metrics
+    api_keys: tuple[str, ...]
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.triage  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_model(state: StateDep) -> TriageModel:
+    """The model serving now; handlers keep this one even if a reload swaps it meanwhile."""
+    model = state.holder.model
+    if model is None:
+        raise Problem(
+            503,
+            "model-unavailable",
+            "No model loaded",
+            state.holder.state.last_reload_error or "the model is still loading",
+        )
+    return model
+
+
+ModelDep = Annotated[TriageModel, Depends(get_model)]
+
+_api_key = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="Key from TRIAGE_API_KEYS or the key file var/api-key.",
+)
+
+
+def _check(state: AppState, key: str | None) -> None:
+    if not key:
+        raise Problem(
+            401,
+            "api-key-missing",
+            "API key required",
+            f"send a key in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+    if not key_matches(key, state.api_keys):
+        raise Problem(
+            401,
+            "api-key-invalid",
+            "API key not accepted",
+            f"the {API_KEY_HEADER} header does not hold a configured key",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+
+
+def require_key(state: StateDep, key: Annotated[str | None, Security(_api_key)]) -> None:
+    """Writes, inbox reads and admin calls."""
+    _check(state, key)
+
+
+def suggest_access(state: StateDep, key: Annotated[str | None, Security(_api_key)]) -> None:
+    """Suggestions: open unless TRIAGE_SUGGEST_OPEN=false."""
+    if not state.settings.suggest_open:
+        _check(state, key)

@@ -1,0 +1,187 @@
+"""Problem details (RFC 9457): the one shape of every error response.
+
+```json
+{"type": "https://triage.invalid/problems/text-too-long", "title": "Text too long",
+ "status": 413, "detail": "text has 25000 characters; the limit is 20000",
+ "instance": "/v1/suggest", "request_id": "3f2a…", "errors": [...]}
+```
+
+``type`` ends in a stable slug clients can switch on; ``errors`` lists field problems
+(``loc``, ``msg``, ``type``) for validation failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.logs import request_id_var
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://triage.invalid/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_DEFAULT_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise to answer with a problem-details response."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+def problem_body(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, slug, title, detail, instance, errors),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _clean(value: Any) -> Any:
+    """Validation errors echo the input; keep them short and JSON-safe."""
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:200] + "…"
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return str(value)[:200]
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        detail = "; ".join(str(e.get("ctx", {}).get("error", e.get("msg"))) for e in raw)
+        return problem_response(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            f"the body is not valid JSON ({detail})",
+            request.url.path,
+        )
+    errors = [
+        {
+            "loc": [str(part) for part in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+            **(
+                {"input": _clean(e["input"])} if "input" in e and e.get("type") != "missing" else {}
+            ),
+        }
+        for e in raw
+    ]
+    summary = "; ".join(f"{'.'.join(err['loc'])}: {err['msg']}" for err in errors[:5])
+    return problem_response(
+        422,
+        "validation-error",
+        "Invalid request",
+        summary or "invalid request",
+        request.url.path,
+        errors,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error, including the framework's own 404/405 and validation, as problem details."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.slug, exc.title, exc.detail, request.url.path, exc.errors, exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_problem(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = _DEFAULT_SLUGS.get(exc.status_code, "error")
+        title = slug.replace("-", " ").capitalize()
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(
+            exc.status_code,
+            slug,
+            title,
+            detail,
+            request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "internal-error",
+            "Internal error",
+            "the service failed; the log has the details under this request_id",
+            request.url.path,
+        )

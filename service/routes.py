@@ -1,0 +1,526 @@
+"""HTTP routes. Handlers convert between schemas and ``model``/store calls, nothing more."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from service import schemas as s
+from service.convert import margin, suggestion_out
+from service.demand import apply_demand, compose
+from service.deps import AppState, ModelDep, StateDep, get_model, require_key, suggest_access
+from service.errors import PROBLEM_MEDIA_TYPE, Problem
+from service.store import NotFound, to_iso
+
+logger = logging.getLogger(__name__)
+
+_PROBLEM = {"model": s.Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Malformed JSON",
+        401: "API key missing or not accepted",
+        404: "No such feature request",
+        413: "Text or batch too large",
+        422: "Invalid field values or unknown label",
+        503: "No model loaded",
+    }
+    return {code: {**_PROBLEM, "description": descriptions[code]} for code in codes}
+
+
+router = APIRouter()
+MAX_ID = 2**62  # larger ids cannot exist; bound them so the database never sees an overflow
+
+
+def _check_text(state: AppState, value: str, where: str) -> None:
+    limit = state.settings.max_text_chars
+    if len(value) > limit:
+        raise Problem(
+            413,
+            "text-too-long",
+            "Text too long",
+            f"{where} has {len(value)} characters; the limit is {limit} (TRIAGE_MAX_TEXT_CHARS)",
+        )
+
+
+def _blind(state: AppState, request_id: int) -> bool:
+    """A stable pseudo-random share of requests is reviewed without seeing the suggestion."""
+    digest = hashlib.sha256(f"blind:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < state.settings.blind_review_share
+
+
+# --- suggestions ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/suggest",
+    response_model=s.SuggestionOut,
+    dependencies=[Depends(suggest_access)],
+    responses=_errors(400, 401, 413, 422, 503),
+    tags=["suggest"],
+)
+async def suggest(
+    item: Annotated[s.SuggestIn, Body(openapi_examples=s.SUGGEST_EXAMPLES)], state: StateDep
+) -> Any:
+    """Suggest labels, an outcome and its reasons for one feature request."""
+    _check_text(state, item.text, "text")
+    get_model(state)
+    _, suggestion = await state.batcher.suggest(compose(item.title, item.text))
+    state.metrics.count_suggestion(suggestion.labels, suggestion.outcome)
+    return suggestion_out(suggestion, item.title)
+
+
+@router.post(
+    "/v1/suggest/batch",
+    response_model=list[s.BatchItemOut],
+    dependencies=[Depends(suggest_access)],
+    responses=_errors(400, 401, 413, 422, 503),
+    tags=["suggest"],
+)
+async def suggest_batch(
+    batch: Annotated[s.BatchIn, Body(openapi_examples=s.BATCH_EXAMPLES)],
+    state: StateDep,
+    model: ModelDep,
+) -> Any:
+    """Suggest for up to TRIAGE_BATCH_LIMIT feature requests at once, in the given order."""
+    limit = state.settings.batch_limit
+    if len(batch.items) > limit:
+        raise Problem(
+            413,
+            "batch-too-large",
+            "Batch too large",
+            f"{len(batch.items)} items; the limit is {limit} (TRIAGE_BATCH_LIMIT)",
+        )
+    for i, item in enumerate(batch.items):
+        _check_text(state, item.text, f"items[{i}].text")
+    texts = [compose(item.title, item.text) for item in batch.items]
+    suggestions = await anyio.to_thread.run_sync(model.suggest_many, texts) if texts else []
+    out = []
+    for item, suggestion in zip(batch.items, suggestions, strict=True):
+        state.metrics.count_suggestion(suggestion.labels, suggestion.outcome)
+        out.append({"id": item.id, **suggestion_out(suggestion, item.title)})
+    return out
+
+
+# --- inbox ---------------------------------------------------------------------------------
+
+
+def _summary(state: AppState, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "received_at": row["received_at"],
+        "title": row["title"],
+        "text": row["text"],
+        "partner": row["partner"],
+        "customer": row["customer"],
+        "source": row["source"],
+        "lang": row["lang"],
+        "status": row["status"],
+        "labels": row["labels"],
+        "outcome": row["outcome"],
+        "suggested_labels": row["suggested_labels"],
+        "suggested_outcome": row["suggested_outcome"],
+        "margin": row["margin"],
+        "model_version": row["model_version"],
+        "demand": row["demand"],
+        "blind_review": _blind(state, row["id"]),
+    }
+
+
+def _review_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in s.ReviewOut.model_fields}
+
+
+@router.post(
+    "/v1/requests",
+    response_model=s.RequestCreatedOut,
+    status_code=201,
+    dependencies=[Depends(require_key)],
+    responses=_errors(400, 401, 413, 422, 503),
+    tags=["inbox"],
+)
+def create_request(
+    item: Annotated[s.FeatureRequestIn, Body(openapi_examples=s.REQUEST_EXAMPLES)],
+    state: StateDep,
+    model: ModelDep,
+    response: Response,
+) -> Any:
+    """Store a feature request from the intake form with its suggestion; returns its id."""
+    _check_text(state, item.text, "text")
+    text = compose(item.title, item.text)
+    logger.debug("intake text: %s", text)
+    suggestion = model.suggest(text)
+    neighbours = state.demand.neighbours(model, text)
+    demand = state.demand.demand(neighbours, item.partner, item.customer)
+    out = apply_demand(suggestion_out(suggestion, item.title), demand)
+    received_at = to_iso(item.received_at or datetime.now(UTC))
+    record = {
+        "received_at": received_at,
+        "title": item.title,
+        "text": item.text,
+        "partner": item.partner,
+        "customer": item.customer,
+        "source": item.source,
+        "lang": suggestion.language,
+        "model_version": model.version,
+        "suggestion": out,
+        "suggested_labels": list(suggestion.labels),
+        "suggested_outcome": out["outcome"],
+        "margin": round(margin(suggestion), 6),
+        "labels": list(suggestion.labels),
+        "outcome": out["outcome"],
+        "demand": demand,
+    }
+    request_id = state.store.add_request(
+        record, [(n.id, n.similarity) for n in neighbours], model.version
+    )
+    state.metrics.count_suggestion(suggestion.labels, out["outcome"])
+    logger.info(
+        "stored feature request %d (lang %s, outcome %s, %d near-duplicates, %d partners)",
+        request_id,
+        suggestion.language,
+        out["outcome"],
+        len(neighbours),
+        demand["partners"],
+    )
+    response.headers["Location"] = f"/v1/requests/{request_id}"
+    return {
+        "id": request_id,
+        "status": "pending",
+        "received_at": received_at,
+        "model_version": model.version,
+        "suggestion": out,
+    }
+
+
+@router.get(
+    "/v1/requests",
+    response_model=list[s.RequestSummaryOut],
+    dependencies=[Depends(require_key)],
+    responses=_errors(401, 422),
+    tags=["inbox"],
+)
+def list_requests(
+    state: StateDep,
+    response: Response,
+    status: s.Status | None = None,
+    label: Annotated[str | None, Query(max_length=100)] = None,
+    outcome: s.Outcome | None = None,
+    lang: Annotated[str | None, Query(max_length=16)] = None,
+    sort: Literal["received_at", "uncertainty"] = "received_at",
+    order: Annotated[
+        Literal["asc", "desc"] | None,
+        Query(description="Default: newest first for received_at, most uncertain first."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> Any:
+    """List stored requests, filtered and sorted; X-Total-Count and Link headers paginate."""
+    order = order or ("desc" if sort == "received_at" else "asc")
+    rows, total = state.store.list_requests(
+        status=status,
+        label=label,
+        outcome=outcome,
+        lang=lang,
+        sort=sort,
+        order=order,
+        limit=limit,
+        offset=offset,
+    )
+    response.headers["X-Total-Count"] = str(total)
+    if offset + len(rows) < total:
+        query = {
+            k: v
+            for k, v in {
+                "status": status,
+                "label": label,
+                "outcome": outcome,
+                "lang": lang,
+                "sort": sort,
+                "order": order,
+            }.items()
+            if v
+        }
+        params = "&".join(f"{k}={v}" for k, v in query.items())
+        response.headers["Link"] = (
+            f'</v1/requests?{params}&limit={limit}&offset={offset + limit}>; rel="next"'
+        )
+    return [_summary(state, row) for row in rows]
+
+
+@router.get(
+    "/v1/requests/{request_id}",
+    response_model=s.RequestOut,
+    dependencies=[Depends(require_key)],
+    responses=_errors(401, 404, 422),
+    tags=["inbox"],
+)
+def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateDep) -> Any:
+    """One stored request: suggestion, demand, current review and review history."""
+    try:
+        row = state.store.get_request(request_id)
+    except NotFound:
+        raise Problem(
+            404,
+            "request-not-found",
+            "No such feature request",
+            f"there is no feature request {request_id}",
+        ) from None
+    history = [_review_out(r) for r in row["reviews"]]
+    current = next((r for r in history if r["id"] == row["current_review_id"]), None)
+    return {
+        **_summary(state, row),
+        "stored_at": row["stored_at"],
+        "suggestion": row["suggestion"],
+        "review": current,
+        "reviews": history,
+        "earlier_similar": [{"id": i, "similarity": sim} for i, sim in row["earlier_similar"]],
+        "later_similar": [{"id": i, "similarity": sim} for i, sim in row["later_similar"]],
+    }
+
+
+@router.post(
+    "/v1/requests/{request_id}/review",
+    response_model=s.ReviewOut,
+    status_code=201,
+    dependencies=[Depends(require_key)],
+    responses={
+        200: {"model": s.ReviewOut, "description": "Replay of an Idempotency-Key"},
+        **_errors(400, 401, 404, 422, 503),
+    },
+    tags=["inbox"],
+)
+def review_request(
+    request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    review: Annotated[s.ReviewIn, Body(openapi_examples=s.REVIEW_EXAMPLES)],
+    state: StateDep,
+    model: ModelDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Retries with the same key store the review once."),
+    ] = None,
+) -> Any:
+    """Record the human decision; a later review replaces it, and history is kept."""
+    unknown = [label for label in review.labels if label not in model.labels]
+    if unknown:
+        raise Problem(
+            422,
+            "unknown-label",
+            "Unknown label",
+            f"unknown label(s) {', '.join(map(repr, unknown))}; known: {', '.join(model.labels)}",
+            errors=[
+                {"loc": ["body", "labels"], "msg": f"unknown label {u!r}", "type": "unknown_label"}
+                for u in unknown
+            ],
+        )
+    labels = [label for label in model.labels if label in review.labels]  # model order, unique
+    try:
+        stored, created = state.store.add_review(
+            request_id,
+            {
+                "labels": labels,
+                "outcome": review.outcome,
+                "comment": review.comment,
+                "reviewer": review.reviewer,
+                "blind": review.blind,
+            },
+            idempotency_key or None,
+        )
+    except NotFound:
+        raise Problem(
+            404,
+            "request-not-found",
+            "No such feature request",
+            f"there is no feature request {request_id} to review",
+        ) from None
+    if created:
+        state.metrics.reviews.inc()
+        logger.info(
+            "stored review %d of request %d (agreed: %s)",
+            stored["id"],
+            request_id,
+            stored["labels_agreed"],
+        )
+    body = s.ReviewOut.model_validate(_review_out(stored)).model_dump(mode="json")
+    return JSONResponse(
+        body,
+        status_code=201 if created else 200,
+        headers={"Location": f"/v1/requests/{request_id}"},
+    )
+
+
+@router.get(
+    "/v1/reviews/export",
+    dependencies=[Depends(require_key)],
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {}},
+            "description": "One training record per line",
+        },
+        **_errors(401, 422),
+    },
+    response_class=StreamingResponse,
+    tags=["inbox"],
+)
+def export_reviews(
+    state: StateDep,
+    include_unsupported: Annotated[
+        bool, Query(description="Also export requests in neither German nor English.")
+    ] = False,
+) -> StreamingResponse:
+    """Reviewed requests as JSON Lines in the training format, current review's labels."""
+    return StreamingResponse(
+        _export_lines(state, include_unsupported), media_type="application/x-ndjson"
+    )
+
+
+def _export_lines(state: AppState, include_unsupported: bool) -> Iterator[bytes]:
+    """``{"id","text","labels","lang",...}``; ``text`` is what the model saw (title + text).
+
+    Requests whose detected language is neither de nor en are skipped (the training data
+    accepts only those two, and the label would be on a text the model cannot read); with
+    ``include_unsupported`` they are written with their detected ``lang`` and
+    ``"unsupported_language": true`` for a person to fix before training.
+    """
+    written = skipped = 0
+    for row in state.store.reviewed_requests():
+        supported = row["lang"] in ("de", "en")
+        if not supported and not include_unsupported:
+            skipped += 1
+            continue
+        record: dict[str, Any] = {
+            "id": f"inbox-{row['id']}",
+            "text": compose(row["title"], row["text"]),
+            "labels": row["labels"],
+            "lang": row["lang"],
+            "title": row["title"],
+            "source": row["source"],
+            "created_at": row["received_at"],
+            "reviewer": row["reviewer"],
+            "reviewed_at": row["reviewed_at"],
+            "outcome": row["outcome"],
+            "blind": bool(row["blind"]),
+            "suggested_labels": row["suggested_labels"],
+            "suggested_outcome": row["suggested_outcome"],
+            "model_version": row["model_version"],
+        }
+        if not supported:
+            record["unsupported_language"] = True
+        written += 1
+        yield (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    logger.info("exported %d reviews; skipped %d in unsupported languages", written, skipped)
+
+
+# --- model, health, metrics ----------------------------------------------------------------
+
+
+@router.get("/v1/model", response_model=s.ModelOut, tags=["model"])
+def model_card(state: StateDep) -> Any:
+    """The serving model's card: version, training time, data, metrics, thresholds."""
+    holder = state.holder
+    model = holder.model
+    manifest: dict[str, Any] = dict(model.manifest) if model else {}
+    try:
+        current = holder.registry.current()
+    except OSError:
+        current = None
+    return {
+        "version": model.version if model else None,
+        "trained_at": manifest.get("created_at"),
+        "labels": list(model.labels) if model else [],
+        "thresholds": model.thresholds if model else {},
+        "uncertainty_band": holder.uncertainty_band,
+        "metrics": manifest.get("metrics", {}),
+        "data": {"train": manifest.get("data", []), "eval": manifest.get("eval_data")},
+        "config": manifest.get("config", {}),
+        "code": manifest.get("code", {}),
+        "libs": manifest.get("libs", {}),
+        "loaded_at": holder.state.loaded_at,
+        "registry_current": current,
+        "reloading": holder.state.reloading,
+        "last_reload_at": holder.state.last_reload_at,
+        "last_reload_error": holder.state.last_reload_error,
+    }
+
+
+@router.post(
+    "/v1/model/reload",
+    response_model=s.ReloadOut,
+    status_code=202,
+    dependencies=[Depends(require_key)],
+    responses={
+        200: {"model": s.ReloadOut, "description": "Finished (wait=true)"},
+        **_errors(401, 422),
+    },
+    tags=["model"],
+)
+async def reload_model(
+    state: StateDep,
+    wait: Annotated[bool, Query(description="Answer when the load has finished.")] = False,
+) -> Any:
+    """Load and verify the registry's current version in the background, then swap."""
+    holder = state.holder
+    if not wait:
+        holder.reload_in_background(force=True)
+        return {
+            "status": "started",
+            "version": holder.model.version if holder.model else None,
+            "last_reload_error": holder.state.last_reload_error,
+        }
+    before = holder.model.version if holder.model else None
+    swapped = await anyio.to_thread.run_sync(lambda: holder.reload(force=True))
+    status = (
+        "failed"
+        if not swapped
+        else ("loaded" if holder.model and holder.model.version != before else "unchanged")
+    )
+    return JSONResponse(
+        s.ReloadOut(
+            status=status,
+            version=holder.model.version if holder.model else None,
+            last_reload_error=holder.state.last_reload_error,
+        ).model_dump(),
+        status_code=200,
+    )
+
+
+@router.get("/healthz", response_model=s.HealthOut, tags=["health"])
+async def healthz() -> Any:
+    """Alive."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz", response_model=s.HealthOut, responses={503: {"model": s.HealthOut}}, tags=["health"]
+)
+def readyz(state: StateDep) -> Any:
+    """Ready: a model is loaded and the database answers."""
+    model = state.holder.model
+    database = state.store.ping()
+    body = {
+        "status": "ok" if model and database else "unavailable",
+        "model_version": model.version if model else None,
+        "database": database,
+    }
+    return JSONResponse(body, status_code=200 if model and database else 503)
+
+
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def metrics(state: StateDep) -> Response:
+    """Prometheus metrics."""
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)

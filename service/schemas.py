@@ -1,0 +1,322 @@
+"""Request and response bodies of the API. Bodies end in ``In``/``Out``; nested parts are nouns.
+
+Length limits that depend on configuration (``TRIAGE_MAX_TEXT_CHARS``,
+``TRIAGE_BATCH_LIMIT``) are checked in the routes, so that they answer with their own
+problem type (413) rather than a generic validation error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Outcome = Literal[
+    "security_fix",
+    "partner_configures",
+    "prioritize_broad_value",
+    "decline_limited_use",
+    "needs_review",
+]
+Status = Literal["pending", "reviewed"]
+
+
+# --- suggestions ---------------------------------------------------------------------------
+
+
+class SuggestIn(BaseModel):
+    text: str = Field(min_length=1, description="The feature request, German or English.")
+    title: str | None = Field(default=None, max_length=300)
+
+
+class BatchItemIn(SuggestIn):
+    id: str | int | None = Field(default=None, description="Echoed back to match answers.")
+
+
+class BatchIn(BaseModel):
+    items: list[BatchItemIn] = Field(description="At most TRIAGE_BATCH_LIMIT (1,000) items.")
+
+
+class Evidence(BaseModel):
+    field: Literal["title", "text"]
+    text: str = Field(description="Equals the submitted field's characters [start:end].")
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    weight: float = Field(description="Contribution to the label's logit; > 0 argues for it.")
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    decision: bool
+    uncertain: bool
+    evidence: list[Evidence]
+
+
+class SimilarPast(BaseModel):
+    id: str
+    text: str
+    labels: list[str]
+    lang: str
+    similarity: float
+
+
+class Concept(BaseModel):
+    concept: str
+    field: Literal["title", "text"]
+    text: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class SimilarStored(BaseModel):
+    id: int
+    similarity: float
+
+
+class Demand(BaseModel):
+    similar_requests: int = Field(ge=0, description="Earlier stored near-duplicates.")
+    partners: int = Field(ge=0, description="Distinct partners, this request included.")
+    customers: int = Field(ge=0, description="Distinct customers, this request included.")
+    broad: bool = Field(description="partners >= min_partners.")
+    min_partners: int
+    similarity_threshold: float
+    similar: list[SimilarStored] = Field(description="Up to 10, most similar first.")
+    outcome_before: Outcome | None = Field(
+        default=None, description="The model's outcome when the demand changed it."
+    )
+
+
+class SuggestionOut(BaseModel):
+    model_version: str
+    language: str = Field(description="de, en, or another detected language (then flagged).")
+    labels: list[str]
+    scores: dict[str, float]
+    per_label: list[LabelScore]
+    outcome: Outcome
+    rationale: str
+    uncertain_labels: list[str]
+    flags: list[str]
+    similar: list[SimilarPast] = Field(description="Similar training requests.")
+    concepts: list[Concept]
+    max_similarity: float
+    thresholds: dict[str, float]
+    uncertainty_band: float
+    demand: Demand | None = Field(
+        default=None, description="Only for stored requests (the inbox); null for /v1/suggest."
+    )
+
+
+class BatchItemOut(SuggestionOut):
+    id: str | int | None = None
+
+
+# --- inbox ---------------------------------------------------------------------------------
+
+
+class FeatureRequestIn(BaseModel):
+    text: str = Field(min_length=1)
+    title: str | None = Field(default=None, max_length=300)
+    partner: str | None = Field(default=None, max_length=200)
+    customer: str | None = Field(default=None, max_length=200)
+    source: str | None = Field(default=None, max_length=100, description="e.g. 'form', 'mail'")
+    received_at: datetime | None = Field(
+        default=None, description="When the request arrived (default: now); naive means UTC."
+    )
+
+
+class ReviewIn(BaseModel):
+    labels: list[str] = Field(max_length=20, description="The labels that apply; may be empty.")
+    outcome: Outcome | None = None
+    comment: str | None = Field(default=None, max_length=5_000)
+    reviewer: str = Field(min_length=1, max_length=200)
+    blind: bool = Field(
+        default=False, description="True when the reviewer decided without seeing the suggestion."
+    )
+
+
+class ReviewOut(BaseModel):
+    id: int
+    request_id: int
+    labels: list[str]
+    outcome: Outcome | None
+    comment: str | None
+    reviewer: str
+    blind: bool
+    labels_agreed: bool = Field(description="The labels equal the suggested labels.")
+    outcome_agreed: bool | None = Field(description="null when the review gave no outcome.")
+    created_at: str
+
+
+class Link(BaseModel):
+    id: int
+    similarity: float
+
+
+class RequestCreatedOut(BaseModel):
+    id: int
+    status: Status
+    received_at: str
+    model_version: str
+    suggestion: SuggestionOut
+
+
+class RequestSummaryOut(BaseModel):
+    id: int
+    received_at: str
+    title: str | None
+    text: str
+    partner: str | None
+    customer: str | None
+    source: str | None
+    lang: str
+    status: Status
+    labels: list[str] = Field(description="Reviewed labels, else the suggested ones.")
+    outcome: Outcome = Field(description="Reviewed outcome if given, else the suggested one.")
+    suggested_labels: list[str]
+    suggested_outcome: Outcome
+    margin: float = Field(description="Closest score's distance to its threshold.")
+    model_version: str
+    demand: Demand
+    blind_review: bool = Field(
+        description="The review page should hide the suggestion (TRIAGE_BLIND_REVIEW_SHARE)."
+    )
+
+
+class RequestOut(RequestSummaryOut):
+    stored_at: str
+    suggestion: SuggestionOut
+    review: ReviewOut | None = Field(description="The current review.")
+    reviews: list[ReviewOut] = Field(description="Every review, oldest first.")
+    earlier_similar: list[Link] = Field(description="Near-duplicates among earlier requests.")
+    later_similar: list[Link] = Field(description="Later requests that link to this one.")
+
+
+# --- model, health -------------------------------------------------------------------------
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    version: str | None
+    trained_at: str | None
+    labels: list[str]
+    thresholds: dict[str, float]
+    uncertainty_band: float
+    metrics: dict[str, Any]
+    data: dict[str, Any] = Field(description="Training and evaluation data summary.")
+    config: dict[str, Any]
+    code: dict[str, Any]
+    libs: dict[str, Any]
+    loaded_at: str | None
+    registry_current: str | None = Field(description="What the registry's CURRENT names now.")
+    reloading: bool
+    last_reload_at: str | None
+    last_reload_error: str | None = Field(description="Why the last reload was refused.")
+
+
+class ReloadOut(BaseModel):
+    status: Literal["started", "loaded", "unchanged", "failed"]
+    version: str | None
+    last_reload_error: str | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    model_version: str | None = None
+    database: bool | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the body of every 4xx and 5xx."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+# --- OpenAPI examples, German and English --------------------------------------------------
+
+SUGGEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "de-security": {
+        "summary": "Deutsch: Sicherheit",
+        "value": {"text": "Bitte 2FA für das Admin-Portal", "title": "Zwei-Faktor-Anmeldung"},
+    },
+    "de-configurable": {
+        "summary": "Deutsch: per Konfiguration lösbar",
+        "value": {"text": "Kunde möchte eine andere Wartemusik für die Hotline-Queue."},
+    },
+    "en-broad-value": {
+        "summary": "English: broad value",
+        "value": {"text": "A native HubSpot integration would save all our customers time."},
+    },
+    "en-limited": {
+        "summary": "English: narrow wish",
+        "value": {"text": "Pink desk phones for one customer's office, purely cosmetic."},
+    },
+}
+
+BATCH_EXAMPLES: dict[str, dict[str, Any]] = {
+    "de-en": {
+        "summary": "Deutsch und English gemischt",
+        "value": {
+            "items": [
+                {"id": "a1", "text": "Bitte 2FA für das Admin-Portal"},
+                {"id": "a2", "text": "How do I set up holiday routing for the hotline?"},
+            ]
+        },
+    }
+}
+
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "de-form": {
+        "summary": "Deutsch: aus dem Anfrageformular",
+        "value": {
+            "title": "CSV-Export der Anrufberichte",
+            "text": "Viele unserer Kunden möchten die Anrufberichte als CSV exportieren, "
+            "das spart jede Woche Stunden.",
+            "partner": "Muster IT GmbH",
+            "customer": "Bäckerei Groß",
+            "source": "form",
+        },
+    },
+    "en-form": {
+        "summary": "English: from the request form",
+        "value": {
+            "title": "Session timeout",
+            "text": "Our client's auditor requires admin sessions to expire after 15 minutes.",
+            "partner": "Acme Telecom Ltd",
+            "customer": "Northwind Insurance",
+            "source": "form",
+            "received_at": "2025-01-14T10:30:00Z",
+        },
+    },
+}
+
+REVIEW_EXAMPLES: dict[str, dict[str, Any]] = {
+    "de-agree": {
+        "summary": "Deutsch: Vorschlag bestätigt",
+        "value": {
+            "labels": ["security"],
+            "outcome": "security_fix",
+            "reviewer": "jd",
+            "comment": "Passt, Pentest-Befund.",
+        },
+    },
+    "en-correct": {
+        "summary": "English: corrected, decided blind",
+        "value": {
+            "labels": ["msp_configurable", "security"],
+            "outcome": "partner_configures",
+            "reviewer": "ak",
+            "comment": "A tenant setting exists.",
+            "blind": True,
+        },
+    },
+}

@@ -1,0 +1,141 @@
+"""The service's configuration: ``TRIAGE_*`` environment variables read into a frozen dataclass.
+
+Variables (default in brackets):
+
+- ``TRIAGE_MODEL_DIR`` [``<repo>/var/models``]:
+  model registry (its ``CURRENT`` is served)
+- ``TRIAGE_DATABASE_URL`` [``sqlite:///<repo>/var/triage.sqlite3``]:
+  SQLAlchemy URL; PostgreSQL e.g. ``postgresql+psycopg://user:pw@host/db``
+- ``TRIAGE_API_KEYS`` [unset]:
+  comma-separated keys for writes and admin calls
+- ``TRIAGE_API_KEY_FILE`` [``<repo>/var/api-key``]:
+  used only when ``TRIAGE_API_KEYS`` is unset (see below)
+- ``TRIAGE_SUGGEST_OPEN`` [``true``]:
+  ``false``: the suggest calls need a key too
+- ``TRIAGE_CORS_ORIGINS`` [empty (CORS off)]:
+  comma-separated origins, ``*`` for any
+- ``TRIAGE_MAX_TEXT_CHARS`` [``20000``]:
+  longest accepted text (title + text)
+- ``TRIAGE_BATCH_LIMIT`` [``1000``]:
+  most items in one ``/v1/suggest/batch``
+- ``TRIAGE_MAX_BODY_BYTES`` [``50000000``]:
+  larger bodies get 413 before they are read
+- ``TRIAGE_RELOAD_INTERVAL`` [``5``]:
+  seconds between polls of ``CURRENT``; ``0`` turns polling off
+- ``TRIAGE_UNCERTAINTY_BAND`` [``0.1``]:
+  a score this close to its threshold is "uncertain"
+- ``TRIAGE_DEMAND_SIMILARITY`` [``0.5``]:
+  cosine similarity from which two stored requests are near-duplicates
+- ``TRIAGE_DEMAND_MIN_PARTNERS`` [``3``]:
+  distinct partners from which demand counts as broad
+- ``TRIAGE_BLIND_REVIEW_SHARE`` [``0.1``]:
+  share of inbox requests the review page shows without the suggestion
+- ``TRIAGE_LOG_LEVEL`` [``INFO``]:
+  ``DEBUG`` also logs request texts
+
+API key when none is configured: if ``TRIAGE_API_KEYS`` is unset or empty, the service reads
+the key file (``TRIAGE_API_KEY_FILE``, default ``<repo>/var/api-key``). If that file does not
+exist, the first start creates it with a random key (``secrets.token_urlsafe(32)``), mode 0600,
+and logs only its path. Send the key as the ``X-API-Key`` header. To rotate, delete the file
+and restart, or set ``TRIAGE_API_KEYS``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.registry import default_model_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VAR_DIR = REPO_ROOT / "var"  # git-ignored
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A ``TRIAGE_*`` variable that cannot be used; the message names it and the fix."""
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r}: use true or false")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: not a {kind.__name__}") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: must not be negative")
+    return value
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{VAR_DIR / 'triage.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path
+    database_url: str
+    api_keys: tuple[str, ...] = ()
+    api_key_file: Path = VAR_DIR / "api-key"
+    suggest_open: bool = True
+    cors_origins: tuple[str, ...] = ()
+    max_text_chars: int = 20_000
+    batch_limit: int = 1_000
+    max_body_bytes: int = 50_000_000
+    reload_interval: float = 5.0
+    uncertainty_band: float = 0.1
+    demand_similarity: float = 0.5
+    demand_min_partners: int = 3
+    blind_review_share: float = 0.1
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``TRIAGE_*`` variables (default: ``os.environ``); unset ones take the defaults."""
+        env = os.environ if env is None else env
+        model_dir = env.get("TRIAGE_MODEL_DIR")
+        share = _number(env, "TRIAGE_BLIND_REVIEW_SHARE", 0.1)
+        if share > 1:
+            raise SettingsError(f"TRIAGE_BLIND_REVIEW_SHARE={share}: a share between 0 and 1")
+        similarity = _number(env, "TRIAGE_DEMAND_SIMILARITY", 0.5)
+        if not 0 < similarity <= 1:
+            raise SettingsError(f"TRIAGE_DEMAND_SIMILARITY={similarity}: between 0 and 1")
+        return cls(
+            model_dir=Path(model_dir) if model_dir else default_model_dir(),
+            database_url=env.get("TRIAGE_DATABASE_URL") or default_database_url(),
+            api_keys=_split(env.get("TRIAGE_API_KEYS")),
+            api_key_file=Path(env.get("TRIAGE_API_KEY_FILE") or VAR_DIR / "api-key"),
+            suggest_open=_bool(env, "TRIAGE_SUGGEST_OPEN", True),
+            cors_origins=_split(env.get("TRIAGE_CORS_ORIGINS")),
+            max_text_chars=int(_number(env, "TRIAGE_MAX_TEXT_CHARS", 20_000, int)) or 20_000,
+            batch_limit=int(_number(env, "TRIAGE_BATCH_LIMIT", 1_000, int)) or 1_000,
+            max_body_bytes=int(_number(env, "TRIAGE_MAX_BODY_BYTES", 50_000_000, int)),
+            reload_interval=_number(env, "TRIAGE_RELOAD_INTERVAL", 5.0),
+            uncertainty_band=_number(env, "TRIAGE_UNCERTAINTY_BAND", 0.1),
+            demand_similarity=similarity,
+            demand_min_partners=max(1, int(_number(env, "TRIAGE_DEMAND_MIN_PARTNERS", 3, int))),
+            blind_review_share=share,
+            log_level=(env.get("TRIAGE_LOG_LEVEL") or "INFO").upper(),
+        )

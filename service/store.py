@@ -1,0 +1,507 @@
+"""The request inbox: feature requests, their suggestions, near-duplicate links and reviews.
+
+SQLite by default (one file under the git-ignored ``var/``; WAL, ``synchronous=FULL`` so an
+answered write survives a crash, ``BEGIN IMMEDIATE`` for writes so concurrent workers queue
+instead of failing). ``TRIAGE_DATABASE_URL`` may point at PostgreSQL instead: the queries are
+SQLAlchemy Core without dialect-specific SQL, JSON is stored as text, timestamps as ISO-8601
+UTC strings (which sort like the times they name), and migrations take an advisory lock.
+
+Schema migrations are numbered; ``schema_migrations`` records the ones applied. Add a new one
+at the end of ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+logger = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.String(40), nullable=False),
+)
+
+feature_requests = sa.Table(
+    "feature_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("stored_at", sa.String(40), nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("partner", sa.String(200)),
+    sa.Column("customer", sa.String(200)),
+    sa.Column("source", sa.String(100)),
+    sa.Column("lang", sa.String(16), nullable=False),
+    sa.Column("model_version", sa.String(100), nullable=False),
+    sa.Column("suggestion", sa.Text, nullable=False),  # JSON: the answer given at intake
+    sa.Column("suggested_labels", sa.Text, nullable=False),  # JSON list
+    sa.Column("suggested_outcome", sa.String(40), nullable=False),
+    sa.Column("margin", sa.Float, nullable=False),  # min |score - threshold|: small = unsure
+    sa.Column("labels", sa.Text, nullable=False),  # JSON list: reviewed labels, else suggested
+    sa.Column("outcome", sa.String(40), nullable=False),  # reviewed outcome, else suggested
+    sa.Column("status", sa.String(16), nullable=False),  # pending | reviewed
+    sa.Column("current_review_id", sa.Integer),
+    sa.Column("demand", sa.Text, nullable=False),  # JSON: counts at intake
+    sa.Index("ix_feature_requests_received_at", "received_at"),
+    sa.Index("ix_feature_requests_status", "status"),
+    sa.Index("ix_feature_requests_margin", "margin"),
+)
+
+request_links = sa.Table(
+    "request_links",
+    metadata,
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("feature_requests.id"), primary_key=True),
+    sa.Column("similar_id", sa.Integer, sa.ForeignKey("feature_requests.id"), primary_key=True),
+    sa.Column("similarity", sa.Float, nullable=False),
+    sa.Column("model_version", sa.String(100), nullable=False),
+    sa.Index("ix_request_links_similar_id", "similar_id"),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("feature_requests.id"), nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON list
+    sa.Column("outcome", sa.String(40)),
+    sa.Column("comment", sa.Text),
+    sa.Column("reviewer", sa.String(200), nullable=False),
+    sa.Column("blind", sa.Boolean, nullable=False),
+    sa.Column("labels_agreed", sa.Boolean, nullable=False),
+    sa.Column("outcome_agreed", sa.Boolean),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), unique=True),
+    sa.Index("ix_reviews_request_id", "request_id"),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    for table in (feature_requests, request_links, reviews):
+        table.create(conn, checkfirst=True)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "inbox: feature_requests, request_links, reviews", _migration_1),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+class NotFound(LookupError):
+    pass
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def to_iso(moment: datetime) -> str:
+    """UTC, microseconds, ``+00:00``: one format so that strings sort like times."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine with durable, concurrent-safe settings for SQLite, plain for others."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN; pysqlite's own would be deferred.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # a 2xx means the commit is on disk
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A write transaction takes the write lock up front, so two workers never deadlock
+        # upgrading read locks (SQLITE_BUSY without waiting).
+        if conn.get_execution_options().get("triage_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _row(row: sa.Row[Any] | None) -> dict[str, Any] | None:
+    return dict(row._mapping) if row is not None else None
+
+
+def _decode_request(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("suggestion", "suggested_labels", "labels", "demand"):
+        row[key] = json.loads(row[key])
+    return row
+
+
+def _decode_review(row: dict[str, Any]) -> dict[str, Any]:
+    row["labels"] = json.loads(row["labels"])
+    return row
+
+
+class Store:
+    """All database access of the service."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that holds the write lock (SQLite) and commits on exit."""
+        with self.engine.connect().execution_options(triage_write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply the migrations not yet applied; safe when several workers start at once."""
+        with self.write() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4711003)")
+            schema_migrations.create(conn, checkfirst=True)
+            applied = set(conn.execute(sa.select(schema_migrations.c.version)).scalars())
+            for migration in MIGRATIONS:
+                if migration.version in applied:
+                    continue
+                migration.apply(conn)
+                conn.execute(
+                    schema_migrations.insert().values(
+                        version=migration.version, name=migration.name, applied_at=now_iso()
+                    )
+                )
+                logger.info(
+                    "database migrated to schema %d (%s)", migration.version, migration.name
+                )
+            newest = max(applied | {m.version for m in MIGRATIONS})
+        if newest > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema {newest} is newer than this code ({SCHEMA_VERSION}); "
+                "update the service"
+            )
+        return SCHEMA_VERSION
+
+    def schema_version(self) -> int:
+        with self.read() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar() or 0
+            )
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            logger.warning("database not reachable", exc_info=True)
+            return False
+
+    # --- feature requests ----------------------------------------------------------------
+
+    def add_request(
+        self, record: dict[str, Any], links: list[tuple[int, float]], model_version: str
+    ) -> int:
+        """Store one feature request with its suggestion and near-duplicate links; its id."""
+        values = dict(record)
+        for key in ("suggestion", "suggested_labels", "labels", "demand"):
+            values[key] = _json(values[key])
+        values.setdefault("stored_at", now_iso())
+        values.setdefault("status", "pending")
+        with self.write() as conn:
+            request_id = int(
+                conn.execute(
+                    feature_requests.insert().values(**values).returning(feature_requests.c.id)
+                ).scalar_one()
+            )
+            if links:
+                conn.execute(
+                    request_links.insert(),
+                    [
+                        {
+                            "request_id": request_id,
+                            "similar_id": other,
+                            "similarity": sim,
+                            "model_version": model_version,
+                        }
+                        for other, sim in links
+                    ],
+                )
+        return request_id
+
+    def get_request(self, request_id: int) -> dict[str, Any]:
+        with self.read() as conn:
+            row = _row(
+                conn.execute(
+                    sa.select(feature_requests).where(feature_requests.c.id == request_id)
+                ).first()
+            )
+            if row is None:
+                raise NotFound(request_id)
+            request = _decode_request(row)
+            history = [
+                _decode_review(dict(r._mapping))
+                for r in conn.execute(
+                    sa.select(reviews)
+                    .where(reviews.c.request_id == request_id)
+                    .order_by(reviews.c.id)
+                )
+            ]
+            earlier = conn.execute(
+                sa.select(request_links.c.similar_id, request_links.c.similarity)
+                .where(request_links.c.request_id == request_id)
+                .order_by(request_links.c.similarity.desc())
+            ).all()
+            later = conn.execute(
+                sa.select(request_links.c.request_id, request_links.c.similarity)
+                .where(request_links.c.similar_id == request_id)
+                .order_by(request_links.c.request_id)
+            ).all()
+        request["reviews"] = history
+        request["earlier_similar"] = [(int(i), float(s)) for i, s in earlier]
+        request["later_similar"] = [(int(i), float(s)) for i, s in later]
+        return request
+
+    def list_requests(
+        self,
+        status: str | None = None,
+        label: str | None = None,
+        outcome: str | None = None,
+        lang: str | None = None,
+        sort: str = "received_at",
+        order: str = "desc",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of requests matching all given filters, and how many match in all."""
+        conditions = []
+        if status:
+            conditions.append(feature_requests.c.status == status)
+        if label:
+            conditions.append(feature_requests.c.labels.contains(f'"{label}"', autoescape=True))
+        if outcome:
+            conditions.append(feature_requests.c.outcome == outcome)
+        if lang:
+            conditions.append(feature_requests.c.lang == lang)
+        column = (
+            feature_requests.c.margin if sort == "uncertainty" else (feature_requests.c.received_at)
+        )
+        # "uncertainty" sorts the most uncertain (smallest margin) first unless order=desc
+        # was asked for explicitly; the route passes the order it means.
+        ordering = column.asc() if order == "asc" else column.desc()
+        tiebreak = feature_requests.c.id.asc() if order == "asc" else feature_requests.c.id.desc()
+        query = sa.select(feature_requests).where(*conditions)
+        with self.read() as conn:
+            total = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(feature_requests).where(*conditions)
+                ).scalar_one()
+            )
+            rows = [
+                _decode_request(dict(r._mapping))
+                for r in conn.execute(
+                    query.order_by(ordering, tiebreak).limit(limit).offset(offset)
+                )
+            ]
+        return rows, total
+
+    def requests_after(self, last_id: int, limit: int = 5000) -> list[dict[str, Any]]:
+        """Requests with ids above ``last_id``, oldest first: feeds the near-duplicate index."""
+        with self.read() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(
+                        feature_requests.c.id,
+                        feature_requests.c.title,
+                        feature_requests.c.text,
+                        feature_requests.c.partner,
+                        feature_requests.c.customer,
+                    )
+                    .where(feature_requests.c.id > last_id)
+                    .order_by(feature_requests.c.id)
+                    .limit(limit)
+                )
+            ]
+
+    # --- reviews -------------------------------------------------------------------------
+
+    def add_review(
+        self, request_id: int, review: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a review and make it the request's current one; ``(review, created)``.
+
+        A repeated ``idempotency_key`` returns the review stored the first time and stores
+        nothing, so a client may retry a review whose answer it did not get.
+        """
+        if idempotency_key:
+            existing = self._review_by_key(idempotency_key)
+            if existing is not None:
+                return existing, False
+        try:
+            with self.write() as conn:
+                request = conn.execute(
+                    sa.select(
+                        feature_requests.c.suggested_labels, feature_requests.c.suggested_outcome
+                    ).where(feature_requests.c.id == request_id)
+                ).first()
+                if request is None:
+                    raise NotFound(request_id)
+                suggested_labels = set(json.loads(request.suggested_labels))
+                labels = list(review["labels"])
+                outcome = review.get("outcome")
+                values = {
+                    "request_id": request_id,
+                    "labels": _json(labels),
+                    "outcome": outcome,
+                    "comment": review.get("comment"),
+                    "reviewer": review["reviewer"],
+                    "blind": bool(review.get("blind", False)),
+                    "labels_agreed": set(labels) == suggested_labels,
+                    "outcome_agreed": (
+                        None if outcome is None else outcome == request.suggested_outcome
+                    ),
+                    "created_at": now_iso(),
+                    "idempotency_key": idempotency_key,
+                }
+                review_id = int(
+                    conn.execute(
+                        reviews.insert().values(**values).returning(reviews.c.id)
+                    ).scalar_one()
+                )
+                conn.execute(
+                    feature_requests.update()
+                    .where(feature_requests.c.id == request_id)
+                    .values(
+                        status="reviewed",
+                        current_review_id=review_id,
+                        labels=_json(labels),
+                        outcome=outcome or request.suggested_outcome,
+                    )
+                )
+        except IntegrityError:
+            # Two retries with one key raced; the first one's review is the answer.
+            if idempotency_key:
+                existing = self._review_by_key(idempotency_key)
+                if existing is not None:
+                    return existing, False
+            raise
+        values["id"] = review_id
+        values["labels"] = labels
+        return values, True
+
+    def _review_by_key(self, key: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            row = _row(
+                conn.execute(sa.select(reviews).where(reviews.c.idempotency_key == key)).first()
+            )
+        return _decode_review(row) if row else None
+
+    def count_reviews(self) -> int:
+        with self.read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(reviews)).scalar_one())
+
+    def agreement(self) -> tuple[int, int]:
+        """``(current reviews, of which agreed with the suggested labels)``."""
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.sum(sa.case((reviews.c.labels_agreed, 1), else_=0)),
+                ).select_from(
+                    reviews.join(
+                        feature_requests, feature_requests.c.current_review_id == reviews.c.id
+                    )
+                )
+            ).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def reviewed_requests(self, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every reviewed request with its current review, oldest first, read in pages."""
+        last = 0
+        joined = feature_requests.join(
+            reviews, reviews.c.id == feature_requests.c.current_review_id
+        )
+        while True:
+            with self.read() as conn:
+                rows = conn.execute(
+                    sa.select(
+                        feature_requests.c.id,
+                        feature_requests.c.title,
+                        feature_requests.c.text,
+                        feature_requests.c.lang,
+                        feature_requests.c.source,
+                        feature_requests.c.received_at,
+                        feature_requests.c.model_version,
+                        feature_requests.c.suggested_labels,
+                        feature_requests.c.suggested_outcome,
+                        reviews.c.labels,
+                        reviews.c.outcome,
+                        reviews.c.reviewer,
+                        reviews.c.blind,
+                        reviews.c.created_at.label("reviewed_at"),
+                    )
+                    .select_from(joined)
+                    .where(feature_requests.c.id > last)
+                    .order_by(feature_requests.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for r in rows:
+                row = dict(r._mapping)
+                row["labels"] = json.loads(row["labels"])
+                row["suggested_labels"] = json.loads(row["suggested_labels"])
+                yield row
+            last = rows[-1].id

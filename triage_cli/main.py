@@ -1,0 +1,265 @@
+"""The ``triage`` command line: train, predict, evaluate, manage model versions, serve.
+
+This is the one place that composes ``training`` and ``service`` (``serve`` trains a default
+model when the registry is empty). Commands parse arguments and call plain functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from model.registry import ArtifactError, Registry
+from triage_cli import predict as predict_io
+
+app = typer.Typer(
+    help="Request Triage: suggest triage labels for feature requests (German and English).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+models_app = typer.Typer(
+    help="List, inspect, switch and prune model versions.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+err = Console(stderr=True)
+
+ModelDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--model-dir", help="Registry directory (default: $TRIAGE_MODEL_DIR or var/models)."
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+class _ProgressBar:
+    """Shows each training step as a progress bar on stderr."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _ProgressBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.bar.add_task(step, total=total)
+        self.bar.update(self.tasks[step], completed=done, total=total)
+
+
+def train_default(
+    model_dir: Path | None,
+    data: list[Path] | None = None,
+    eval_path: Path | None = None,
+    config_path: Path | None = None,
+) -> str:
+    """Train, evaluate, register and promote; prints the metrics table, returns the version."""
+    from training.config import load_config
+    from training.data import DataError
+    from training.train import train
+
+    try:
+        config = load_config(config_path)
+        with _ProgressBar() as progress:
+            result = train(data, eval_path, model_dir, config, progress=progress)
+    except DataError as exc:
+        _fail(str(exc))
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    _print_metrics(result.metrics)
+    err.print(
+        f"trained in {result.seconds:.1f} s; version {result.version} is now current "
+        f"({result.path})"
+    )
+    return result.version
+
+
+def _print_metrics(metrics: dict, to_stderr: bool = True) -> None:
+    typer.echo(
+        f"{'label':<18}{'precision':>10}{'recall':>10}{'F1':>8}{'support':>9}", err=to_stderr
+    )
+    for label, m in metrics["per_label"].items():
+        typer.echo(
+            f"{label:<18}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>8.3f}"
+            f"{m['support']:>9}",
+            err=to_stderr,
+        )
+    typer.echo(
+        f"macro F1 {metrics['macro_f1']:.3f}  micro F1 {metrics['micro_f1']:.3f}  "
+        f"subset accuracy {metrics['subset_accuracy']:.3f}",
+        err=to_stderr,
+    )
+    for lang, m in metrics.get("per_language", {}).items():
+        typer.echo(f"macro F1 [{lang}] {m['macro_f1']:.3f} (n={m['n']})", err=to_stderr)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Training file(s), JSON Lines.")
+    ] = None,
+    eval_path: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Evaluation file (default data/samples/eval.jsonl)."),
+    ] = None,
+    model_dir: ModelDir = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config TOML.")] = None,
+) -> None:
+    """Validate the data, train, evaluate, register the new version and make it current."""
+    version = train_default(model_dir, data, eval_path, config)
+    print(version)
+
+
+@app.command()
+def predict(
+    input_path: Annotated[
+        str,
+        typer.Argument(metavar="INPUT", help=".jsonl or .csv file, or - for stdin (JSON Lines)."),
+    ],
+    model_dir: ModelDir = None,
+    no_explain: Annotated[
+        bool, typer.Option("--no-explain", help="Leave out evidence words (faster).")
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Worker processes for large inputs (-1: all cores).")
+    ] = -1,
+) -> None:
+    """Print one JSON line per input record, in input order."""
+    try:
+        model = Registry(model_dir).load()
+    except ArtifactError as exc:
+        _fail(str(exc))
+    try:
+        records = predict_io.read_records(input_path)
+    except predict_io.InputError as exc:
+        _fail(str(exc), code=2)
+    problems = predict_io.write_predictions(
+        model, records, sys.stdout, explain=not no_explain, n_jobs=jobs
+    )
+    if problems:
+        err.print(f"{problems} record(s) could not be read; their lines carry an 'error'.")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Labeled JSON Lines file.")],
+    model_dir: ModelDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Precision, recall, F1 per label; micro/macro F1; macro F1 per language."""
+    from training.data import DataError, load_samples
+    from training.evaluate import evaluate_model
+
+    try:
+        model = Registry(model_dir).load()
+        samples = load_samples(data).samples
+    except (ArtifactError, DataError) as exc:
+        _fail(str(exc))
+    metrics = evaluate_model(model, samples)
+    if as_json:
+        print(json.dumps(metrics, ensure_ascii=False))
+    else:
+        _print_metrics(metrics, to_stderr=False)
+
+
+@models_app.command("list")
+def models_list(model_dir: ModelDir = None) -> None:
+    """All versions, oldest first; the current one is marked with *."""
+    registry = Registry(model_dir)
+    current = registry.current()
+    versions = registry.list_versions()
+    if not versions:
+        err.print(f"no model versions in {registry.root}; run `triage train`")
+        return
+    for version in versions:
+        manifest = registry.manifest(version)
+        macro = manifest.get("metrics", {}).get("macro_f1")
+        mark = "*" if version == current else " "
+        print(f"{mark} {version}  macro_f1={macro}  created_at={manifest.get('created_at')}")
+
+
+@models_app.command("show")
+def models_show(version: str, model_dir: ModelDir = None) -> None:
+    """Print a version's manifest."""
+    try:
+        print(json.dumps(Registry(model_dir).manifest(version), indent=2, ensure_ascii=False))
+    except ArtifactError as exc:
+        _fail(str(exc))
+
+
+@models_app.command("use")
+def models_use(version: str, model_dir: ModelDir = None) -> None:
+    """Make VERSION current (after verifying its checksum)."""
+    registry = Registry(model_dir)
+    try:
+        registry.load(version)  # refuse a version that would not load, not only a bad checksum
+        registry.promote(version)
+    except ArtifactError as exc:
+        _fail(str(exc))
+    print(version)
+
+
+@models_app.command("prune")
+def models_prune(
+    keep: Annotated[int, typer.Option("--keep", min=1, help="How many newest versions to keep.")],
+    model_dir: ModelDir = None,
+) -> None:
+    """Delete all but the KEEP newest versions (never the current one)."""
+    try:
+        removed = Registry(model_dir).prune(keep)
+    except ArtifactError as exc:
+        _fail(str(exc))
+    for version in removed:
+        print(f"removed {version}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    model_dir: ModelDir = None,
+) -> None:
+    """Start the triage service; trains a default model first if the registry is empty."""
+    registry = Registry(model_dir)
+    if registry.current() is None:
+        err.print(
+            f"no model in {registry.root} yet: training a default model from "
+            "data/samples (about a minute) …"
+        )
+        train_default(model_dir)
+    from service.server import serve as run_server
+
+    run_server(host=host, port=port, workers=workers, model_dir=registry.root)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Reading ``triage predict`` input (JSON Lines, CSV, stdin) and writing one line per record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from model.predictor import TriageModel
+
+BATCH = 4096  # records per round; output is flushed after each
+
+
+class InputError(ValueError):
+    """The input as a whole cannot be read (missing file, no ``text`` column in a CSV)."""
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    id: Any
+    text: str | None  # None when the record could not be read
+    error: str | None = None
+
+
+def _decode_line(raw: bytes, number: int) -> tuple[str | None, str | None]:
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, f"line {number}: not UTF-8 (byte {exc.start})"
+
+
+def _jsonl_records(data: bytes, source: str) -> Iterator[InputRecord]:
+    for number, raw in enumerate(data.splitlines(), start=1):
+        line, problem = _decode_line(raw, number)
+        if line is not None and number == 1:
+            line = line.lstrip("\ufeff")
+        if line is not None and not line.strip():
+            continue
+        if problem:
+            yield InputRecord(number, None, f"{source}:{problem}")
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield InputRecord(number, None, f"{source}:{number}: broken JSON: {exc.msg}")
+            continue
+        if not isinstance(record, dict):
+            yield InputRecord(number, None, f"{source}:{number}: expected a JSON object")
+            continue
+        record_id = record.get("id", number)
+        text = record.get("text")
+        if not isinstance(text, str):
+            found = "missing" if "text" not in record else f"a {type(text).__name__}"
+            yield InputRecord(
+                record_id, None, f"{source}:{number}: field 'text': expected a string, {found}"
+            )
+            continue
+        yield InputRecord(record_id, text)
+
+
+def _csv_records(data: bytes, source: str) -> Iterator[InputRecord]:
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{source}:{line}: not UTF-8 (byte {exc.start}); save the CSV as UTF-8"
+        ) from exc
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    if not reader.fieldnames or "text" not in reader.fieldnames:
+        raise InputError(
+            f"{source}:1: the CSV header needs a 'text' column "
+            f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})"
+        )
+    for number, row in enumerate(reader, start=1):
+        text = row.get("text")
+        record_id = row.get("id") or number
+        if text is None:
+            yield InputRecord(
+                record_id, None, f"{source}: row {number}: fewer columns than the header"
+            )
+        else:
+            yield InputRecord(record_id, text)
+
+
+def read_records(input_path: str) -> list[InputRecord]:
+    """All records of a ``.jsonl``/``.csv`` file or of stdin (``-``, JSON Lines)."""
+    if input_path == "-":
+        return list(_jsonl_records(sys.stdin.buffer.read(), "<stdin>"))
+    path = Path(input_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    if path.suffix.lower() == ".csv":
+        return list(_csv_records(data, str(path)))
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return list(_jsonl_records(data, str(path)))
+    raise InputError(f"{path}: expected a .jsonl or .csv file, or - for stdin")
+
+
+def _error_line(record: InputRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "error": record.error,
+        "labels": [],
+        "outcome": "needs_review",
+        "flags": ["unreadable_record"],
+    }
+
+
+def write_predictions(
+    model: TriageModel,
+    records: list[InputRecord],
+    out: TextIO,
+    explain: bool = True,
+    n_jobs: int = 1,
+) -> int:
+    """Write one JSON line per record, in input order; returns how many were unreadable."""
+    problems = 0
+    for start in range(0, len(records), BATCH):
+        batch = records[start : start + BATCH]
+        readable = [r for r in batch if r.text is not None]
+        lines = iter(
+            model.json_lines(
+                [r.text for r in readable], [r.id for r in readable], explain=explain, n_jobs=n_jobs
+            )
+        )
+        for record in batch:
+            if record.text is None:
+                problems += 1
+                out.write(json.dumps(_error_line(record), ensure_ascii=False) + "\n")
+            else:
+                out.write(next(lines) + "\n")
+        out.flush()
+    return problems
