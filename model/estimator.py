@@ -43,7 +43,10 @@ class TrainingIndex:
     snippets: list[str]
     labels: list[tuple[str, ...]]
     langs: list[str]
-    novelty_threshold: float  # below this best similarity a request is unlike anything seen
+    # Below this best similarity in words and concepts (character n-grams left out: they
+    # match common endings of any text) a request is unlike anything seen in training.
+    novelty_threshold: float
+    topic_matrix: sp.csr_matrix | None = None
 
 
 @dataclass
@@ -231,6 +234,21 @@ class TriageEstimator:
         """Calibrated probability per row and label, columns in ``self.labels`` order."""
         logits = np.column_stack([s.logit(matrix) for s in self.scorers.values()])
         return 1.0 / (1.0 + np.exp(-logits))
+
+    def topic_vectors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows restricted to the word and concept blocks, L2-normalised again."""
+        keep = (self.features._block != 1).astype(np.float64)
+        topic = sp.csr_matrix(matrix @ sp.diags(keep))
+        norms = np.sqrt(np.asarray(topic.multiply(topic).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ topic)
+
+    def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """Best word-and-concept similarity of each row to any training request."""
+        if self.index.topic_matrix is None or self.index.topic_matrix.shape[0] == 0:
+            return np.zeros(matrix.shape[0])
+        similarity = self.topic_vectors(matrix) @ self.index.topic_matrix.T
+        return np.asarray(similarity.max(axis=1).todense()).ravel()
 
     def similarities(self, matrix: sp.csr_matrix) -> np.ndarray:
         """Cosine similarity of each row to every training request (dense, rows × train)."""

@@ -124,13 +124,16 @@ class TriageModel:
         matrix = self.estimator.transform(analyses)
         probabilities = self.estimator.predict_proba(matrix)
         similarities = self.estimator.similarities(matrix)
+        topic = self.estimator.topic_similarity(matrix)
         suggestions = []
         for i, analysis in enumerate(analyses):
             row = None
             if explain:
                 lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
                 row = (matrix.indices[lo:hi], matrix.data[lo:hi])
-            suggestions.append(self._suggestion(analysis, row, probabilities[i], similarities[i]))
+            suggestions.append(
+                self._suggestion(analysis, row, probabilities[i], similarities[i], topic[i])
+            )
         return suggestions
 
     def json_lines(
@@ -171,13 +174,13 @@ class TriageModel:
         """
         return self.estimator.transform([analyze(t, self.estimator.max_chars) for t in texts])
 
-    def _flags(self, analysis: Analysis, max_similarity: float) -> list[str]:
+    def _flags(self, analysis: Analysis, topic_similarity: float) -> list[str]:
         flags = []
         if not analysis.text.strip():
             flags.append("empty_text")
         elif analysis.lang not in ("de", "en"):
             flags.append("unsupported_language")
-        if analysis.text.strip() and max_similarity < self.estimator.index.novelty_threshold:
+        if analysis.text.strip() and topic_similarity < self.estimator.index.novelty_threshold:
             flags.append("novel")
         if analysis.truncated:
             flags.append("truncated")
@@ -191,6 +194,7 @@ class TriageModel:
         row: tuple[np.ndarray, np.ndarray] | None,
         probabilities: np.ndarray,
         similarities: np.ndarray,
+        topic_similarity: float,
     ) -> Suggestion:
         estimator = self.estimator
         evidence = self._evidence(analysis, row) if row is not None else {}
@@ -212,8 +216,8 @@ class TriageModel:
         top = np.argpartition(-similarities, k - 1)[:k] if k else np.zeros(0, dtype=int)
         top = top[np.argsort(-similarities[top])]
         max_similarity = float(similarities[top[0]]) if len(top) else 0.0
-        flags = self._flags(analysis, max_similarity)
-        decision = decide_outcome(per_label, analysis.lang, flags, max_similarity)
+        flags = self._flags(analysis, float(topic_similarity))
+        decision = decide_outcome(per_label, analysis.lang, flags, float(topic_similarity))
         index = estimator.index
         return Suggestion(
             language=analysis.lang,
@@ -239,6 +243,7 @@ class TriageModel:
                 for hit in sorted(analysis.concepts, key=lambda h: h.start)
             ],
             max_similarity=round(max_similarity, 4),
+            topic_similarity=round(float(topic_similarity), 4),
             flags=flags,
             model_version=self.version,
             thresholds=dict(estimator.thresholds),

@@ -64,7 +64,8 @@ class Suggestion:
     uncertain_labels: list[str]
     similar: list[SimilarRequest]
     concepts: list[ConceptMatch]
-    max_similarity: float
+    max_similarity: float  # best similarity among ``similar``
+    topic_similarity: float  # best similarity in words and concepts; low means novel
     flags: list[str]
     model_version: str
     thresholds: dict[str, float]
@@ -96,6 +97,7 @@ class Suggestion:
                 "similar": [asdict(s) for s in self.similar],
                 "concepts": [asdict(c) for c in self.concepts],
                 "max_similarity": self.max_similarity,
+                "topic_similarity": self.topic_similarity,
             },
             "uncertain_labels": self.uncertain_labels,
             "flags": self.flags,

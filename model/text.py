@@ -7,11 +7,13 @@ Everything the pickled artifact references lives here (the vectorizers call
 from __future__ import annotations
 
 import importlib
+import json
 import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from pathlib import Path
 
 import spacy
 from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, LOWER
@@ -105,8 +107,31 @@ def _stop_word_owners() -> dict[str, tuple[str, ...]]:
     return {word: tuple(langs) for word, langs in owners.items()}
 
 
-_GERMAN_CUES = re.compile(r"[äöüß]|sch|cht|ung\b|keit\b|lich\b|\bei|ei\b|en\b|z", re.IGNORECASE)
-_ENGLISH_CUES = re.compile(r"th|wh|ing\b|ed\b|ly\b|\bw|y\b|ck\b", re.IGNORECASE)
+LANG_PROFILE_PATH = Path(__file__).with_name("resources") / "lang_profiles.json"
+
+
+def profile_trigrams(text: str) -> list[str]:
+    """Character trigrams of the letters-only words of a text, padded with spaces."""
+    grams = []
+    for word in _WORD_RE.findall(text.lower()):
+        padded = f" {word} "
+        grams.extend(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+@cache
+def _lang_profiles() -> dict[str, dict[str, float]]:
+    return json.loads(LANG_PROFILE_PATH.read_text(encoding="utf-8"))
+
+
+def _guess_by_spelling(text: str) -> str:
+    """German or English by character trigram likelihood (for texts without function words)."""
+    profiles = _lang_profiles()
+    scores = {}
+    for lang, profile in profiles.items():
+        floor = min(profile.values()) - 1.0  # unseen trigram: rarer than the rarest kept one
+        scores[lang] = sum(profile.get(g, floor) for g in profile_trigrams(text))
+    return max(scores, key=lambda lang: scores[lang])
 
 
 def detect_lang(text: str) -> str:
@@ -127,10 +152,7 @@ def detect_lang(text: str) -> str:
     if scores[best] < 1.5:
         # Ticket titles such as "Wartemusik pro Queue?" have almost no function words: decide
         # between German and English by spelling, since the form only takes those two.
-        joined = " ".join(words)
-        german = len(_GERMAN_CUES.findall(joined))
-        english = len(_ENGLISH_CUES.findall(joined))
-        return "de" if german > english else "en"
+        return _guess_by_spelling(text[:5000])
     if best in SUPPORTED_LANGS:
         return best
     # A German or English request quoting a French customer still is German or English.

@@ -126,6 +126,14 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
             f"the body is not valid JSON ({detail})",
             request.url.path,
         )
+    if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in raw):
+        return problem_response(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as JSON with the header content-type: application/json",
+            request.url.path,
+        )
     errors = [
         {
             "loc": [str(part) for part in e.get("loc", ())],

@@ -26,6 +26,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -76,6 +77,7 @@ class Metrics:
     def __init__(
         self, version: Callable[[], str | None], agreement: Callable[[], tuple[int, int]]
     ) -> None:
+        disable_created_metrics()  # the *_created series only add noise to every scrape
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         kwargs: dict[str, Any] = {"registry": self.registry}

@@ -413,6 +413,7 @@ def _export_lines(state: AppState, include_unsupported: bool) -> Iterator[bytes]
             "suggested_outcome": row["suggested_outcome"],
             "model_version": row["model_version"],
         }
+        record = {k: v for k, v in record.items() if v is not None}
         if not supported:
             record["unsupported_language"] = True
         written += 1

@@ -30,19 +30,52 @@ def trained_model(trained_model_dir: Path) -> TriageModel:
 def tiny_samples() -> list[dict[str, object]]:
     """Eight inline requests in both languages, with umlauts and ß."""
     return [
-        {"id": "t1", "text": "Bitte 2FA für das Admin-Portal", "labels": ["security"], "lang": "de"},
-        {"id": "t2", "text": "Kunde möchte eine andere Wartemusik für die Queue",
-         "labels": ["msp_configurable"], "lang": "de"},
-        {"id": "t3", "text": "Große Bitte: CSV-Import für alle Benutzer, spart Stunden",
-         "labels": ["broad_value"], "lang": "de"},
-        {"id": "t4", "text": "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein",
-         "labels": [], "lang": "de"},
-        {"id": "t5", "text": "Former employee can still log into the app, please fix",
-         "labels": ["security"], "lang": "en"},
-        {"id": "t6", "text": "How do I set up holiday routing for the hotline?",
-         "labels": ["msp_configurable"], "lang": "en"},
-        {"id": "t7", "text": "Native HubSpot integration would save all our customers time",
-         "labels": ["broad_value"], "lang": "en"},
-        {"id": "t8", "text": "Pink phones for one customer's office, purely cosmetic",
-         "labels": [], "lang": "en"},
+        {
+            "id": "t1",
+            "text": "Bitte 2FA für das Admin-Portal",
+            "labels": ["security"],
+            "lang": "de",
+        },
+        {
+            "id": "t2",
+            "text": "Kunde möchte eine andere Wartemusik für die Queue",
+            "labels": ["msp_configurable"],
+            "lang": "de",
+        },
+        {
+            "id": "t3",
+            "text": "Große Bitte: CSV-Import für alle Benutzer, spart Stunden",
+            "labels": ["broad_value"],
+            "lang": "de",
+        },
+        {
+            "id": "t4",
+            "text": "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein",
+            "labels": [],
+            "lang": "de",
+        },
+        {
+            "id": "t5",
+            "text": "Former employee can still log into the app, please fix",
+            "labels": ["security"],
+            "lang": "en",
+        },
+        {
+            "id": "t6",
+            "text": "How do I set up holiday routing for the hotline?",
+            "labels": ["msp_configurable"],
+            "lang": "en",
+        },
+        {
+            "id": "t7",
+            "text": "Native HubSpot integration would save all our customers time",
+            "labels": ["broad_value"],
+            "lang": "en",
+        },
+        {
+            "id": "t8",
+            "text": "Pink phones for one customer's office, purely cosmetic",
+            "labels": [],
+            "lang": "en",
+        },
     ]

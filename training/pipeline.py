@@ -161,23 +161,25 @@ def fit_estimator(
     progress("final fit", 1, 1)
 
     progress("similarity index", 0, 1)
-    index = TrainingIndex(
-        matrix=X,
-        ids=[s.id for s in samples],
-        snippets=[s.text[:SNIPPET_CHARS] for s in samples],
-        labels=[s.labels for s in samples],
-        langs=[s.lang for s in samples],
-        novelty_threshold=novelty_threshold(X, config.novelty_quantile),
-    )
-    progress("similarity index", 1, 1)
     estimator = TriageEstimator(
         features=features,
         scorers=scorers,
         thresholds=thresholds,
-        index=index,
         config=config.to_dict(),
         max_chars=config.max_chars,
+        index=TrainingIndex(
+            matrix=X,
+            ids=[s.id for s in samples],
+            snippets=[s.text[:SNIPPET_CHARS] for s in samples],
+            labels=[s.labels for s in samples],
+            langs=[s.lang for s in samples],
+            novelty_threshold=0.0,
+        ),
     )
+    topic = estimator.topic_vectors(X)
+    estimator.index.topic_matrix = topic
+    estimator.index.novelty_threshold = novelty_threshold(topic, config.novelty_quantile)
+    progress("similarity index", 1, 1)
     return estimator, FitReport(oof_probabilities, thresholds, platt)
 
 

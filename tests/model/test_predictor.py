@@ -1,0 +1,157 @@
+"""Suggestions: evidence offsets, batch consistency, awkward inputs, outcome rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from model import TriageModel
+from model.outcome import decide_outcome
+from model.suggestion import OUTCOMES, LabelScore
+from model.text import analyze, detect_lang
+
+AWKWARD = {
+    "empty": "",
+    "whitespace": " \n\t  ",
+    "huge": "Bitte 2FA für das Admin-Portal. " * 3200,  # about 100,000 characters
+    "french": "Nous voulons transférer les appels vers un autre numéro le week-end, merci",
+    "emoji": "🔥🔥 pls fix 🙏🙏 📞➡️📵",
+    "control": "Passwort\x00 wird im\x07 Klartext\x1b angezeigt",
+}
+
+
+def test_every_evidence_span_is_the_exact_substring(trained_model: TriageModel) -> None:
+    texts = [
+        "Bitte 2FA für das Admin-Portal!!",
+        "the intern who left in May can still listen to our voicemails",
+        "Kunde möchte   andere Wartemusik,\nund zwar pro Queue (Hotline-Queue).",
+        "Ümläute & ß: Aufzeichnungen der Geschäftsführung sieht jeder im Büro 🙈",
+    ]
+    for text, suggestion in zip(texts, trained_model.suggest_many(texts), strict=True):
+        spans = [e for ls in suggestion.per_label for e in ls.evidence]
+        assert spans, text
+        for evidence in spans:
+            assert text[evidence.start : evidence.end] == evidence.text
+        for concept in suggestion.concepts:
+            assert text[concept.start : concept.end] == concept.text
+
+
+def test_evidence_spans_of_one_label_never_overlap(trained_model: TriageModel) -> None:
+    text = "Please add a native HubSpot integration with automatic call logging for all customers"
+    for label in trained_model.suggest(text).per_label:
+        spans = sorted((e.start, e.end) for e in label.evidence)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_batch_equals_one_by_one(trained_model: TriageModel) -> None:
+    texts = ["Bitte 2FA für das Admin-Portal", "How do I set up holiday routing?", "", "Tetris"]
+    assert trained_model.suggest_many(texts) == [trained_model.suggest(t) for t in texts]
+
+
+def test_parallel_batch_equals_serial(trained_model: TriageModel) -> None:
+    texts = [f"Anfrage {i}: Wartemusik pro Queue ändern?" for i in range(600)]
+    assert trained_model.suggest_many(texts, explain=False, n_jobs=2) == (
+        trained_model.suggest_many(texts, explain=False)
+    )
+    lines = trained_model.json_lines(texts, list(range(600)), explain=False, n_jobs=2)
+    assert [json.loads(line)["id"] for line in lines] == list(range(600))
+
+
+def test_outcome_does_not_depend_on_explanations(trained_model: TriageModel) -> None:
+    text = "Die Praktikantin, die im Mai gegangen ist, hört noch unsere Voicemails ab"
+    with_evidence = trained_model.suggest(text)
+    without = trained_model.suggest(text, explain=False)
+    assert (with_evidence.outcome, with_evidence.scores) == (without.outcome, without.scores)
+    assert all(not ls.evidence for ls in without.per_label)
+
+
+@pytest.mark.parametrize("kind", sorted(AWKWARD))
+def test_awkward_input_gets_a_flagged_suggestion(trained_model: TriageModel, kind: str) -> None:
+    suggestion = trained_model.suggest(AWKWARD[kind])
+    assert suggestion.outcome in OUTCOMES
+    assert suggestion.model_version == trained_model.version
+    assert set(suggestion.thresholds) == set(trained_model.labels)
+    expected_flag = {
+        "empty": "empty_text",
+        "whitespace": "empty_text",
+        "huge": "truncated",
+        "french": "unsupported_language",
+        "control": "control_characters",
+    }.get(kind)
+    if expected_flag:
+        assert expected_flag in suggestion.flags
+    if kind in ("empty", "whitespace", "french"):
+        assert suggestion.outcome == "needs_review"
+
+
+def test_gibberish_is_novel_and_goes_to_review(trained_model: TriageModel) -> None:
+    suggestion = trained_model.suggest("zxqv blorptastic quuxification wibble flarn")
+    assert "novel" in suggestion.flags
+    assert suggestion.outcome == "needs_review"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Bitte 2FA für das Admin-Portal", "de"),
+        ("Wartemusik pro Queue?", "de"),
+        ("Kunde möchte die Rufumleitung am Wochenende selbst schalten", "de"),
+        ("SIP trunk failover - howto", "en"),
+        ("Please add SSO with Okta for the admin portal", "en"),
+        ("Nous voulons transférer les appels vers un autre numéro, merci", "other"),
+        ("Chcemy przekierować połączenia na inny numer, dziękuję bardzo", "other"),
+        ("", "other"),
+    ],
+)
+def test_language_detection(text: str, lang: str) -> None:
+    assert detect_lang(text) == lang
+
+
+@pytest.mark.parametrize(
+    ("text", "denied"),
+    [
+        ("no security issue, we only want another ringtone", True),
+        ("Kein Sicherheitsproblem, nur eine andere Wartemusik bitte", True),
+        ("This has nothing to do with security, just the logo", True),
+        ("There is no 2FA on the admin portal, a real security risk", False),
+        ("Ohne Passwort kommt jeder ins Portal", False),
+    ],
+)
+def test_denials_of_a_security_concern_are_recognised(text: str, denied: bool) -> None:
+    assert bool(analyze(text).markers) is denied
+
+
+def _label(label: str, score: float, threshold: float = 0.5, band: float = 0.1) -> LabelScore:
+    return LabelScore(label, score, threshold, score >= threshold, abs(score - threshold) < band)
+
+
+@pytest.mark.parametrize(
+    ("scores", "flags", "outcome"),
+    [
+        ((0.9, 0.9, 0.9), [], "security_fix"),
+        ((0.55, 0.9, 0.1), [], "security_fix"),  # uncertain msp cannot change a security fix
+        ((0.9, 0.1, 0.9), [], "partner_configures"),
+        ((0.1, 0.1, 0.9), [], "prioritize_broad_value"),
+        ((0.1, 0.1, 0.1), [], "decline_limited_use"),
+        ((0.1, 0.45, 0.1), [], "needs_review"),
+        ((0.1, 0.1, 0.9), ["novel"], "needs_review"),
+        ((0.1, 0.9, 0.1), ["unsupported_language"], "needs_review"),
+    ],
+)
+def test_outcome_rules_follow_the_guide(scores, flags, outcome) -> None:
+    names = ("msp_configurable", "security", "broad_value")
+    per_label = [_label(n, s) for n, s in zip(names, scores, strict=True)]
+    decision = decide_outcome(per_label, "en", flags, 0.05)
+    assert decision.outcome == outcome
+    assert decision.rationale.endswith(".")
+
+
+def test_partner_outcome_with_broad_value_suggests_a_product_default() -> None:
+    per_label = [
+        _label("msp_configurable", 0.9),
+        _label("security", 0.1),
+        _label("broad_value", 0.9),
+    ]
+    assert "product default" in decide_outcome(per_label, "en", [], 0.5).rationale
+    assert "Produkt-Standard" in decide_outcome(per_label, "de", [], 0.5).rationale

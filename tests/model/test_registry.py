@@ -1,0 +1,120 @@
+"""Registry: atomic versions and pointer, checksum refusal, pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import ArtifactError, Registry, TriageModel, load_model
+from model.estimator import TriageEstimator
+
+TEXTS = ["Bitte 2FA für das Admin-Portal", "How do I change the hold music?", ""]
+
+
+def _save(registry: Registry, estimator: TriageEstimator, version: str) -> Path:
+    manifest = {"libs": {}, "metrics": {"macro_f1": 0.5}}
+    return registry.save(version, estimator, manifest)
+
+
+def test_save_then_load_gives_identical_scores(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    registry.promote("20260101-000000-aaaaaaa")
+    loaded = load_model(tmp_path)
+
+    original = TriageModel(small_estimator, "mem")
+    np.testing.assert_array_equal(loaded.score_matrix(TEXTS), original.score_matrix(TEXTS))
+    assert loaded.version == "20260101-000000-aaaaaaa"
+
+
+def test_load_model_accepts_a_version_folder(tmp_path: Path, small_estimator) -> None:
+    folder = _save(Registry(tmp_path), small_estimator, "20260101-000000-aaaaaaa")
+    assert load_model(folder).version == "20260101-000000-aaaaaaa"
+
+
+def test_tampered_artifact_is_refused_and_current_is_unchanged(
+    tmp_path: Path, small_estimator
+) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    registry.promote("20260101-000000-aaaaaaa")
+    bad = _save(registry, small_estimator, "20260102-000000-bbbbbbb")
+    with (bad / "model.joblib").open("ab") as handle:
+        handle.write(b"\x00evil")
+    with pytest.raises(ArtifactError, match="does not match the manifest"):
+        registry.load("20260102-000000-bbbbbbb")
+    with pytest.raises(ArtifactError, match="does not match the manifest"):
+        registry.promote("20260102-000000-bbbbbbb")
+    assert registry.current() == "20260101-000000-aaaaaaa"
+    assert registry.load().version == "20260101-000000-aaaaaaa"
+
+
+def test_corrupt_manifest_and_unknown_format_are_refused(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    folder = _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 99}))
+    with pytest.raises(ArtifactError, match="format 99"):
+        registry.load("20260101-000000-aaaaaaa")
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        registry.load("20260101-000000-aaaaaaa")
+
+
+def test_library_mismatch_is_refused_unless_allowed(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    registry.save("20260101-000000-aaaaaaa", small_estimator, {"libs": {"scikit-learn": "0.1"}})
+    with pytest.raises(ArtifactError, match="scikit-learn 0.1"):
+        registry.load("20260101-000000-aaaaaaa")
+    registry.load("20260101-000000-aaaaaaa", allow_library_mismatch=True)
+
+
+def test_crash_while_saving_leaves_no_version(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+
+    def crash(folder: Path) -> None:
+        raise KeyboardInterrupt("power cut while writing the report")
+
+    with pytest.raises(KeyboardInterrupt):
+        registry.save("20260101-000000-aaaaaaa", small_estimator, {"libs": {}}, crash)
+    assert registry.list_versions() == []
+    assert list(registry.versions_dir.iterdir()) == []
+
+
+def test_promote_replaces_the_pointer_in_one_step(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    for version in ("20260101-000000-aaaaaaa", "20260102-000000-bbbbbbb"):
+        _save(registry, small_estimator, version)
+        registry.promote(version)
+        assert (tmp_path / "CURRENT").read_text() == version + "\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_version_and_empty_registry_explain_themselves(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="train one with `triage train`"):
+        Registry(tmp_path).load()
+    with pytest.raises(ArtifactError, match="no model version 'nope'"):
+        Registry(tmp_path).load("nope")
+
+
+def test_prune_keeps_newest_and_current(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    versions = [f"2026010{i}-000000-aaaaaaa" for i in range(1, 5)]
+    for version in versions:
+        _save(registry, small_estimator, version)
+    registry.promote(versions[0])
+    removed = registry.prune(keep=2)
+    assert removed == versions[1:2]
+    assert registry.list_versions() == [versions[0], *versions[2:]]
+
+
+def test_version_ids_sort_by_time_and_never_collide(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    first = registry.new_version_id("abc1234")
+    _save(registry, small_estimator, first)
+    second = registry.new_version_id("abc1234")
+    assert second != first
+    assert first.endswith("-abc1234")

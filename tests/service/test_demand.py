@@ -1,0 +1,66 @@
+"""Demand signal: near-duplicates among earlier requests and how many partners asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+from service_testing import AUTH
+from test_inbox import NARROW, SECURITY, intake
+
+
+def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
+    first = intake(client, NARROW, partner="Muster IT", customer="Chef GmbH")
+    assert first["suggestion"]["outcome"] == "decline_limited_use"
+    assert first["suggestion"]["demand"]["similar_requests"] == 0
+    second = intake(client, NARROW + "!", partner="muster it ", customer="Andere AG")
+    demand = second["suggestion"]["demand"]
+    assert demand["similar_requests"] == 1
+    assert demand["partners"] == 1  # same partner, written differently
+    assert demand["customers"] == 2
+    assert second["suggestion"]["outcome"] == "decline_limited_use"
+    intake(client, "Tetris auf dem Telefon für unseren Chef, bitte!", partner="Acme")
+    third = intake(client, NARROW, partner="Beta Telecom")
+    demand = third["suggestion"]["demand"]
+    assert demand["partners"] >= 3 and demand["broad"] is True
+    assert third["suggestion"]["outcome"] == "needs_review"
+    assert demand["outcome_before"] == "decline_limited_use"
+    assert "broad_demand" in third["suggestion"]["flags"]
+    assert "verschiedenen Partnern" in third["suggestion"]["rationale"]  # German request
+    assert third["suggestion"]["labels"] == first["suggestion"]["labels"]  # labels untouched
+    stored = client.get(f"/v1/requests/{third['id']}", headers=AUTH).json()
+    earlier = {link["id"] for link in stored["earlier_similar"]}
+    assert {first["id"], second["id"]} <= earlier
+    assert stored["demand"] == demand
+    assert stored["outcome"] == "needs_review"
+    back = client.get(f"/v1/requests/{first['id']}", headers=AUTH).json()
+    assert third["id"] in {link["id"] for link in back["later_similar"]}
+
+
+def test_unrelated_requests_are_not_linked(client: TestClient) -> None:
+    intake(client, NARROW, partner="A")
+    other = intake(client, SECURITY, partner="B")
+    assert other["suggestion"]["demand"]["similar_requests"] == 0
+    assert other["suggestion"]["demand"]["partners"] == 1
+
+
+def test_demand_never_changes_a_security_fix(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(demand_min_partners=2)
+    intake(client, SECURITY, partner="A")
+    second = intake(client, SECURITY, partner="B")
+    assert second["suggestion"]["demand"]["broad"] is True
+    assert second["suggestion"]["outcome"] == "security_fix"
+    assert second["suggestion"]["demand"]["outcome_before"] is None
+    assert "2 verschiedenen Partnern" in second["suggestion"]["rationale"]
+
+
+def test_threshold_is_configurable(make_client: Callable[..., TestClient]) -> None:
+    strict = make_client(demand_similarity=0.999)
+    intake(strict, NARROW, partner="A")
+    near = intake(strict, NARROW + " Bitte bald.", partner="B")
+    assert near["suggestion"]["demand"]["similar_requests"] == 0
+
+
+def test_suggest_alone_reports_no_demand(client: TestClient) -> None:
+    intake(client, NARROW, partner="A")
+    assert client.post("/v1/suggest", json={"text": NARROW}).json()["demand"] is None

@@ -1,0 +1,328 @@
+"""The request inbox: intake, listing, reviews with history, export, API keys."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from service_testing import AUTH
+from test_suggest import assert_problem
+
+from training.data import load_samples
+
+SECURITY = "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht"
+CONFIG = "How do I set up holiday routing for the hotline of our customer?"
+NARROW = "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein"
+
+
+def intake(client: TestClient, text: str, **fields: object) -> dict:
+    response = client.post("/v1/requests", json={"text": text, **fields}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_intake_stores_text_metadata_suggestion_and_version(client: TestClient) -> None:
+    response = client.post(
+        "/v1/requests",
+        json={
+            "text": SECURITY,
+            "title": "2FA",
+            "partner": "Muster IT GmbH",
+            "customer": "Bäckerei Groß",
+            "source": "form",
+            "received_at": "2025-01-14T10:30:00+01:00",
+        },
+        headers=AUTH,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert response.headers["location"] == f"/v1/requests/{created['id']}"
+    assert created["status"] == "pending"
+    assert created["received_at"] == "2025-01-14T09:30:00.000000+00:00"
+    assert "security" in created["suggestion"]["labels"]
+    stored = client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()
+    assert stored["text"] == SECURITY
+    assert stored["title"] == "2FA"
+    assert (stored["partner"], stored["customer"], stored["source"]) == (
+        "Muster IT GmbH",
+        "Bäckerei Groß",
+        "form",
+    )
+    assert stored["model_version"] == created["model_version"]
+    assert stored["suggestion"] == created["suggestion"]
+    assert stored["status"] == "pending"
+    assert stored["review"] is None and stored["reviews"] == []
+    assert stored["lang"] == "de"
+
+
+def test_received_at_defaults_to_now(client: TestClient) -> None:
+    created = intake(client, CONFIG)
+    assert created["received_at"].startswith("20")
+    assert created["received_at"].endswith("+00:00")
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/v1/requests", {"text": "x"}),
+        ("get", "/v1/requests", None),
+        ("get", "/v1/requests/1", None),
+        ("post", "/v1/requests/1/review", {"labels": [], "reviewer": "jd"}),
+        ("get", "/v1/reviews/export", None),
+        ("post", "/v1/model/reload", None),
+    ],
+    ids=["intake", "list", "get", "review", "export", "reload"],
+)
+def test_writes_inbox_and_admin_need_a_key(
+    client: TestClient, method: str, path: str, body: object
+) -> None:
+    kwargs = {"json": body} if body is not None else {}
+    missing = getattr(client, method)(path, **kwargs)
+    assert_problem(missing, 401, "api-key-missing")
+    assert missing.headers["www-authenticate"] == "X-API-Key"
+    wrong = getattr(client, method)(path, headers={"X-API-Key": "test-key-2"}, **kwargs)
+    assert_problem(wrong, 401, "api-key-invalid")
+
+
+def test_every_configured_key_works(client: TestClient) -> None:
+    response = client.get("/v1/requests", headers={"X-API-Key": "second-key"})
+    assert response.status_code == 200
+
+
+def test_key_file_is_created_once_with_mode_0600(
+    make_client: Callable[..., TestClient], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key_file = tmp_path / "var" / "api-key"
+    client = make_client(api_keys=(), api_key_file=key_file)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 32
+    assert client.get("/v1/requests", headers={"X-API-Key": key}).status_code == 200
+    assert client.get("/v1/requests", headers=AUTH).status_code == 401
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert str(key_file) in logged
+    assert key not in logged
+    make_client(api_keys=(), api_key_file=key_file)  # a second start reuses the key
+    assert key_file.read_text().strip() == key
+
+
+def test_list_filters_sorts_and_paginates(client: TestClient) -> None:
+    ids = {
+        "sec": intake(client, SECURITY, received_at="2025-01-01T00:00:00Z")["id"],
+        "cfg": intake(client, CONFIG, received_at="2025-01-03T00:00:00Z")["id"],
+        "narrow": intake(client, NARROW, received_at="2025-01-02T00:00:00Z")["id"],
+    }
+
+    def listed(**params: object) -> list[int]:
+        response = client.get("/v1/requests", params=params, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()]
+
+    assert listed() == [ids["cfg"], ids["narrow"], ids["sec"]]  # newest first
+    assert listed(order="asc") == [ids["sec"], ids["narrow"], ids["cfg"]]
+    assert listed(label="security") == [ids["sec"]]
+    assert listed(lang="en") == [ids["cfg"]]
+    assert ids["sec"] in listed(outcome="security_fix")
+    assert listed(status="reviewed") == []
+    assert len(listed(status="pending")) == 3
+    margins = [
+        item["margin"]
+        for item in client.get("/v1/requests", params={"sort": "uncertainty"}, headers=AUTH).json()
+    ]
+    assert margins == sorted(margins)  # most uncertain first
+    page = client.get("/v1/requests", params={"limit": 2}, headers=AUTH)
+    assert page.headers["x-total-count"] == "3"
+    assert len(page.json()) == 2
+    assert 'rel="next"' in page.headers["link"]
+    rest = client.get("/v1/requests", params={"limit": 2, "offset": 2}, headers=AUTH)
+    assert [item["id"] for item in rest.json()] == [ids["sec"]]
+    assert "link" not in rest.headers
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "done"},
+        {"sort": "title"},
+        {"limit": 0},
+        {"limit": 501},
+        {"offset": -1},
+        {"outcome": "maybe"},
+        {"limit": "many"},
+    ],
+    ids=["status", "sort", "limit-0", "limit-big", "offset-neg", "outcome", "limit-str"],
+)
+def test_list_rejects_bad_parameters(client: TestClient, params: dict) -> None:
+    assert_problem(client.get("/v1/requests", params=params, headers=AUTH), 422, "validation-error")
+
+
+def test_missing_request_is_404(client: TestClient) -> None:
+    assert_problem(client.get("/v1/requests/999999", headers=AUTH), 404, "request-not-found")
+    assert_problem(client.get("/v1/requests/0", headers=AUTH), 422, "validation-error")
+    assert_problem(client.get("/v1/requests/abc", headers=AUTH), 422, "validation-error")
+    assert_problem(client.get(f"/v1/requests/{2**70}", headers=AUTH), 422, "validation-error")
+
+
+def test_review_records_agreement_and_replaces_with_history(client: TestClient) -> None:
+    created = intake(client, SECURITY)
+    suggested = created["suggestion"]["labels"]
+    first = client.post(
+        f"/v1/requests/{created['id']}/review",
+        json={
+            "labels": suggested,
+            "outcome": created["suggestion"]["outcome"],
+            "reviewer": "jd",
+            "comment": "passt",
+        },
+        headers=AUTH,
+    )
+    assert first.status_code == 201, first.text
+    assert first.json()["labels_agreed"] is True
+    assert first.json()["outcome_agreed"] is True
+    second = client.post(
+        f"/v1/requests/{created['id']}/review",
+        json={
+            "labels": ["broad_value", "security", "security"],
+            "outcome": "needs_review",
+            "reviewer": "ak",
+            "blind": True,
+        },
+        headers=AUTH,
+    )
+    assert second.status_code == 201
+    body = second.json()
+    assert body["labels"] == ["security", "broad_value"]  # model order, no duplicates
+    assert body["blind"] is True
+    assert body["outcome_agreed"] is False
+    stored = client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()
+    assert stored["status"] == "reviewed"
+    assert stored["review"]["id"] == body["id"]
+    assert [r["reviewer"] for r in stored["reviews"]] == ["jd", "ak"]
+    assert stored["labels"] == ["security", "broad_value"]
+    assert stored["outcome"] == "needs_review"
+    assert stored["suggested_labels"] == suggested
+    assert [
+        i["id"]
+        for i in client.get("/v1/requests", params={"status": "reviewed"}, headers=AUTH).json()
+    ] == [created["id"]]
+
+
+def test_review_with_an_empty_label_list_is_fine(client: TestClient) -> None:
+    created = intake(client, NARROW)
+    response = client.post(
+        f"/v1/requests/{created['id']}/review", json={"labels": [], "reviewer": "jd"}, headers=AUTH
+    )
+    assert response.status_code == 201
+    assert response.json()["outcome"] is None
+
+
+def test_review_errors(client: TestClient) -> None:
+    created = intake(client, SECURITY)
+    path = f"/v1/requests/{created['id']}/review"
+    body = assert_problem(
+        client.post(path, json={"labels": ["security", "urgent"], "reviewer": "jd"}, headers=AUTH),
+        422,
+        "unknown-label",
+    )
+    assert "urgent" in body["detail"] and "msp_configurable" in body["detail"]
+    assert_problem(
+        client.post(
+            "/v1/requests/424242/review", json={"labels": [], "reviewer": "jd"}, headers=AUTH
+        ),
+        404,
+        "request-not-found",
+    )
+    for bad in (
+        {"labels": "security", "reviewer": "jd"},
+        {"labels": []},
+        {"labels": [], "reviewer": ""},
+        {"labels": [], "reviewer": "jd", "outcome": "later"},
+        {"labels": [1], "reviewer": "jd"},
+        {"labels": [], "reviewer": "jd", "blind": "sometimes"},
+    ):
+        assert_problem(client.post(path, json=bad, headers=AUTH), 422, "validation-error")
+    assert_problem(
+        client.post(
+            path, content=b'{"labels": [', headers={**AUTH, "content-type": "application/json"}
+        ),
+        400,
+        "malformed-json",
+    )
+    assert client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"] == []
+
+
+def test_idempotency_key_stores_a_retried_review_once(client: TestClient) -> None:
+    created = intake(client, CONFIG)
+    path = f"/v1/requests/{created['id']}/review"
+    headers = {**AUTH, "Idempotency-Key": "form-42"}
+    first = client.post(
+        path, json={"labels": ["msp_configurable"], "reviewer": "jd"}, headers=headers
+    )
+    again = client.post(
+        path, json={"labels": ["msp_configurable"], "reviewer": "jd"}, headers=headers
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    assert len(client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"]) == 1
+
+
+def test_export_is_the_training_format(client: TestClient, tmp_path: Path) -> None:
+    reviewed = [intake(client, SECURITY, title="Sicherheit", source="form"), intake(client, CONFIG)]
+    intake(client, NARROW)  # not reviewed: not exported
+    client.post(
+        f"/v1/requests/{reviewed[0]['id']}/review",
+        json={"labels": ["security"], "reviewer": "jd"},
+        headers=AUTH,
+    )
+    client.post(
+        f"/v1/requests/{reviewed[1]['id']}/review",
+        json={"labels": ["msp_configurable"], "outcome": "partner_configures", "reviewer": "ak"},
+        headers=AUTH,
+    )
+    response = client.get("/v1/reviews/export", headers=AUTH)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert len(lines) == 2
+    first, second = lines
+    assert list(first)[:4] == ["id", "text", "labels", "lang"]
+    assert first["text"] == "Sicherheit\n\n" + SECURITY  # what the model saw
+    assert first["labels"] == ["security"] and first["lang"] == "de"
+    assert first["reviewer"] == "jd" and first["source"] == "form"
+    assert second["labels"] == ["msp_configurable"] and second["lang"] == "en"
+    assert second["outcome"] == "partner_configures"
+    exported = tmp_path / "export.jsonl"
+    exported.write_text(response.text, encoding="utf-8")
+    samples = load_samples(exported).samples  # the training loader accepts it as is
+    assert [s.labels for s in samples] == [("security",), ("msp_configurable",)]
+
+
+def test_export_skips_unsupported_languages_unless_asked(client: TestClient) -> None:
+    french = intake(
+        client,
+        "Nous voulons une intégration avec notre logiciel de caisse, "
+        "s'il vous plaît, merci beaucoup pour votre aide",
+    )
+    assert french["suggestion"]["language"] not in ("de", "en")
+    assert "unsupported_language" in french["suggestion"]["flags"]
+    client.post(
+        f"/v1/requests/{french['id']}/review", json={"labels": [], "reviewer": "jd"}, headers=AUTH
+    )
+    assert client.get("/v1/reviews/export", headers=AUTH).text == ""
+    flagged = client.get(
+        "/v1/reviews/export", params={"include_unsupported": True}, headers=AUTH
+    ).text.splitlines()
+    assert len(flagged) == 1
+    assert json.loads(flagged[0])["unsupported_language"] is True
+
+
+def test_blind_review_share_marks_a_stable_subset(make_client: Callable[..., TestClient]) -> None:
+    everyone = make_client(blind_review_share=1.0)
+    created = intake(everyone, CONFIG)
+    assert everyone.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["blind_review"]
+    nobody = make_client(blind_review_share=0.0)
+    assert not nobody.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["blind_review"]

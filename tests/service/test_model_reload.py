@@ -1,0 +1,144 @@
+"""Hot reload: a promoted version is picked up; a broken one is refused, the old one serves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from service_testing import AUTH
+
+from model import Registry
+from model.registry import write_atomic
+
+
+def clone_version(root: Path, suffix: str) -> str:
+    """A second version: the current one copied under a new, later id (same checksum)."""
+    registry = Registry(root)
+    source = registry.current()
+    assert source
+    version = f"{source}-{suffix}"
+    shutil.copytree(registry.version_dir(source), registry.version_dir(version))
+    manifest_path = registry.version_dir(version) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["version"] = version
+    manifest_path.write_text(json.dumps(manifest))
+    return version
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_promoted_version_is_picked_up_by_the_watcher(
+    make_client: Callable[..., TestClient], registry_copy: Path
+) -> None:
+    client = make_client(model_dir=registry_copy, reload_interval=0.2)
+    before = client.get("/v1/model").json()
+    assert before["version"] == Registry(registry_copy).current()
+    assert before["last_reload_error"] is None
+    assert before["labels"] == ["msp_configurable", "security", "broad_value"]
+    assert before["metrics"] and before["thresholds"] and before["trained_at"]
+    assert before["data"]["train"]
+    new = clone_version(registry_copy, "b")
+    Registry(registry_copy).promote(new)
+    wait_for(lambda: client.get("/v1/model").json()["version"] == new)
+    answer = client.post("/v1/suggest", json={"text": "Bitte 2FA für das Admin-Portal"}).json()
+    assert answer["model_version"] == new
+
+
+def test_tampered_version_is_refused_and_the_old_one_keeps_serving(
+    make_client: Callable[..., TestClient], registry_copy: Path
+) -> None:
+    client = make_client(model_dir=registry_copy, reload_interval=0.2)
+    serving = client.get("/v1/model").json()["version"]
+    bad = clone_version(registry_copy, "tampered")
+    artifact = Registry(registry_copy).version_dir(bad) / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"evil")
+    # promote() would refuse it; a broken CURRENT can still happen (hand edit, partial sync).
+    write_atomic(registry_copy / "CURRENT", (bad + "\n").encode())
+    wait_for(lambda: client.get("/v1/model").json()["last_reload_error"] is not None)
+    card = client.get("/v1/model").json()
+    assert card["version"] == serving
+    assert card["registry_current"] == bad
+    assert "SHA-256" in card["last_reload_error"]
+    answer = client.post("/v1/suggest", json={"text": "Bitte 2FA für das Admin-Portal"})
+    assert answer.status_code == 200 and answer.json()["model_version"] == serving
+    assert client.get("/readyz").status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'triage_model_reloads_total{result="refused"}' in metrics
+    # Fixing CURRENT recovers without a restart; an explicit reload clears the error.
+    write_atomic(registry_copy / "CURRENT", (serving + "\n").encode())
+    reload = client.post("/v1/model/reload", params={"wait": True}, headers=AUTH)
+    assert reload.status_code == 200
+    assert reload.json()["last_reload_error"] is None
+    assert client.get("/v1/model").json()["last_reload_error"] is None
+
+
+def test_reload_endpoint_loads_in_the_background(
+    make_client: Callable[..., TestClient], registry_copy: Path
+) -> None:
+    client = make_client(model_dir=registry_copy)  # no polling
+    new = clone_version(registry_copy, "c")
+    Registry(registry_copy).promote(new)
+    time.sleep(0.3)
+    assert client.get("/v1/model").json()["version"] != new
+    started = client.post("/v1/model/reload", headers=AUTH)
+    assert started.status_code == 202
+    assert started.json()["status"] == "started"
+    wait_for(lambda: client.get("/v1/model").json()["version"] == new)
+
+
+def test_reload_wait_reports_a_refusal(
+    make_client: Callable[..., TestClient], registry_copy: Path
+) -> None:
+    client = make_client(model_dir=registry_copy)
+    serving = client.get("/v1/model").json()["version"]
+    write_atomic(registry_copy / "CURRENT", b"no-such-version\n")
+    answer = client.post("/v1/model/reload", params={"wait": True}, headers=AUTH).json()
+    assert answer["status"] == "failed"
+    assert answer["version"] == serving
+    assert "no-such-version" in answer["last_reload_error"]
+
+
+def test_in_flight_suggestions_finish_during_swaps(
+    make_client: Callable[..., TestClient], registry_copy: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_client(model_dir=registry_copy)
+    versions = [Registry(registry_copy).current(), clone_version(registry_copy, "d")]
+
+    def flip(i: int) -> None:
+        Registry(registry_copy).promote(versions[i % 2])
+        client.post("/v1/model/reload", params={"wait": True}, headers=AUTH)
+
+    def ask(i: int) -> int:
+        return client.post("/v1/suggest", json={"text": f"Bitte 2FA Nummer {i}"}).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        flips = pool.map(flip, range(4))
+        codes = list(pool.map(ask, range(60)))
+        list(flips)
+    assert set(codes) == {200}
+
+
+def test_without_any_model_the_service_starts_but_is_not_ready(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    client = make_client(model_dir=tmp_path / "empty-registry")
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    response = client.post("/v1/suggest", json={"text": "2FA"})
+    assert response.status_code == 503
+    assert "triage train" in response.json()["detail"]
+    assert client.get("/v1/model").json()["last_reload_error"]

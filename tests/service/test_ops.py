@@ -1,0 +1,145 @@
+"""Health, readiness, metrics, OpenAPI, logs, settings, store migrations."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from service_testing import AUTH
+from test_inbox import SECURITY, intake
+
+from service.logs import JsonFormatter
+from service.settings import Settings, SettingsError
+from service.store import SCHEMA_VERSION, Store
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "model_version": None,
+        "database": None,
+    }
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ok" and ready["database"] is True and ready["model_version"]
+
+
+def test_metrics_cover_requests_latency_suggestions_model_and_agreement(
+    client: TestClient,
+) -> None:
+    created = intake(client, SECURITY)
+    client.post(
+        f"/v1/requests/{created['id']}/review",
+        json={"labels": created["suggestion"]["labels"], "reviewer": "jd"},
+        headers=AUTH,
+    )
+    client.post("/v1/suggest", json={"text": "Bitte 2FA für das Admin-Portal"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'triage_http_requests_total{method="POST",route="/v1/suggest",status="200"}' in text
+    assert "triage_http_request_duration_seconds_bucket" in text
+    assert 'triage_suggestions_total{label="security"}' in text
+    assert 'triage_suggestion_outcomes_total{outcome="security_fix"}' in text
+    assert f'version="{created["model_version"]}"' in text
+    assert "triage_review_agreement_ratio 1.0" in text
+    assert "triage_reviews_total 1.0" in text
+
+
+def test_openapi_has_german_and_english_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in (
+        "/v1/suggest",
+        "/v1/suggest/batch",
+        "/v1/requests",
+        "/v1/requests/{request_id}/review",
+        "/v1/reviews/export",
+        "/v1/model",
+        "/v1/model/reload",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in schema["paths"], path
+    examples = schema["paths"]["/v1/suggest"]["post"]["requestBody"]["content"]["application/json"][
+        "examples"
+    ]
+    assert any(k.startswith("de-") for k in examples)
+    assert any(k.startswith("en-") for k in examples)
+    names = set(schema["components"]["schemas"])
+    assert {
+        "SuggestIn",
+        "SuggestionOut",
+        "FeatureRequestIn",
+        "ReviewIn",
+        "ReviewOut",
+        "ModelOut",
+        "Problem",
+    } <= names
+
+
+def test_logs_are_json_with_request_ids_and_no_texts_at_info(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "Geheimprojekt Zebra: Bitte 2FA für das Admin-Portal"
+    with caplog.at_level(logging.INFO):
+        intake(client, secret, partner="Muster IT")
+        client.post("/v1/suggest", json={"text": secret})
+        client.post("/v1/requests/1/review", json={"labels": [], "reviewer": "jd"}, headers=AUTH)
+    formatter = JsonFormatter()
+    lines = [formatter.format(r) for r in caplog.records if r.name.startswith("service")]
+    assert lines
+    entries = [json.loads(line) for line in lines]
+    access = [e for e in entries if e["logger"] == "service.access"]
+    assert access and all(e.get("request_id") for e in access)
+    assert {"method", "path", "status", "duration_ms"} <= set(access[0])
+    joined = "\n".join(lines)
+    assert "Zebra" not in joined
+    assert AUTH["X-API-Key"] not in joined
+
+
+def test_settings_from_env(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "TRIAGE_MODEL_DIR": str(tmp_path),
+            "TRIAGE_API_KEYS": "a, b,,",
+            "TRIAGE_SUGGEST_OPEN": "false",
+            "TRIAGE_CORS_ORIGINS": "https://a.example,https://b.example",
+            "TRIAGE_MAX_TEXT_CHARS": "500",
+            "TRIAGE_RELOAD_INTERVAL": "0.5",
+            "TRIAGE_DEMAND_SIMILARITY": "0.7",
+        }
+    )
+    assert settings.model_dir == tmp_path
+    assert settings.api_keys == ("a", "b")
+    assert settings.suggest_open is False
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.max_text_chars == 500
+    assert settings.reload_interval == 0.5
+    assert settings.demand_similarity == 0.7
+    defaults = Settings.from_env({})
+    assert defaults.max_text_chars == 20_000 and defaults.batch_limit == 1_000
+    assert defaults.cors_origins == () and defaults.suggest_open is True
+    assert defaults.database_url.startswith("sqlite:///") and "/var/" in defaults.database_url
+    for bad in (
+        {"TRIAGE_SUGGEST_OPEN": "maybe"},
+        {"TRIAGE_MAX_TEXT_CHARS": "lots"},
+        {"TRIAGE_BLIND_REVIEW_SHARE": "2"},
+        {"TRIAGE_DEMAND_SIMILARITY": "0"},
+    ):
+        with pytest.raises(SettingsError):
+            Settings.from_env(bad)
+
+
+def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    store = Store(url)
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.schema_version() == SCHEMA_VERSION
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    store.close()

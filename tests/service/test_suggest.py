@@ -1,0 +1,226 @@
+"""POST /v1/suggest and /v1/suggest/batch, and the problem details of bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from service_testing import AUTH
+
+PROBLEM_KEYS = {"type", "title", "status", "detail"}
+
+
+def assert_problem(response, status: int, slug: str) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert set(body) >= PROBLEM_KEYS
+    assert body["status"] == status
+    assert body["type"].endswith("/" + slug)
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+def test_done_when_2fa_is_security_with_evidence(client: TestClient) -> None:
+    text = "Bitte 2FA für das Admin-Portal"
+    response = client.post("/v1/suggest", json={"text": text})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "security" in body["labels"]
+    assert body["language"] == "de"
+    assert body["outcome"] == "security_fix"
+    assert body["rationale"]
+    assert body["model_version"]
+    security = next(ls for ls in body["per_label"] if ls["label"] == "security")
+    assert security["evidence"], "explanations must not be empty"
+    for label in body["per_label"]:
+        assert 0 <= label["score"] <= 1
+        for ev in label["evidence"]:
+            assert ev["field"] == "text"
+            assert text[ev["start"] : ev["end"]] == ev["text"]
+    assert body["demand"] is None
+
+
+def test_evidence_offsets_point_into_title_or_text(client: TestClient) -> None:
+    title, text = (
+        "Zwei-Faktor-Anmeldung",
+        "Bitte 2FA für das Admin-Portal, Passwort allein reicht nicht",
+    )
+    body = client.post("/v1/suggest", json={"text": text, "title": title}).json()
+    fields = {"title": title, "text": text}
+    seen = set()
+    for label in body["per_label"]:
+        for ev in label["evidence"]:
+            assert fields[ev["field"]][ev["start"] : ev["end"]] == ev["text"]
+            seen.add(ev["field"])
+    for concept in body["concepts"]:
+        assert fields[concept["field"]][concept["start"] : concept["end"]] == concept["text"]
+    assert "text" in seen
+
+
+@pytest.mark.parametrize(
+    "text, lang",
+    [
+        ("Kunde möchte eine andere Wartemusik für die Hotline-Queue, geht das?", "de"),
+        ("How do I set up holiday routing for the hotline of our customer?", "en"),
+    ],
+    ids=["de-wartemusik", "en-holiday-routing"],
+)
+def test_language_is_reported(client: TestClient, text: str, lang: str) -> None:
+    assert client.post("/v1/suggest", json={"text": text}).json()["language"] == lang
+
+
+def test_batch_equals_one_by_one(client: TestClient) -> None:
+    items = [
+        {"id": "a", "text": "Bitte 2FA für das Admin-Portal"},
+        {"id": 7, "text": "Native HubSpot integration would save all our customers time"},
+        {"text": "Pink phones for one customer's office, purely cosmetic", "title": "Farbe"},
+    ]
+    response = client.post("/v1/suggest/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    batch = response.json()
+    assert [b["id"] for b in batch] == ["a", 7, None]
+    for item, answer in zip(items, batch, strict=True):
+        single = client.post(
+            "/v1/suggest", json={k: v for k, v in item.items() if k != "id"}
+        ).json()
+        assert {k: v for k, v in answer.items() if k != "id"} == single
+
+
+def test_empty_batch_is_fine(client: TestClient) -> None:
+    response = client.post("/v1/suggest/batch", json={"items": []})
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+def test_concurrent_suggestions_are_batched_correctly(client: TestClient) -> None:
+    """The micro-batcher must hand every caller its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Bitte 2FA für das Admin-Portal von Standort {i}" for i in range(6)] + [
+        f"Customer wants hold music number {i} for the queue" for i in range(6)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda t: client.post("/v1/suggest", json={"text": t}), texts))
+    for text, answer in zip(texts, answers, strict=True):
+        body = answer.json()
+        for ev in body["per_label"][0]["evidence"]:
+            assert text[ev["start"] : ev["end"]] == ev["text"]
+        assert ("security" in body["labels"]) == text.startswith("Bitte 2FA")
+
+
+def test_text_over_the_limit_is_413(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_text_chars=100)
+    assert client.post("/v1/suggest", json={"text": "a" * 100}).status_code == 200
+    body = assert_problem(
+        client.post("/v1/suggest", json={"text": "a" * 101}), 413, "text-too-long"
+    )
+    assert "100" in body["detail"]
+    assert_problem(
+        client.post("/v1/suggest/batch", json={"items": [{"text": "ok"}, {"text": "b" * 101}]}),
+        413,
+        "text-too-long",
+    )
+    assert_problem(
+        client.post("/v1/requests", json={"text": "c" * 101}, headers=AUTH),
+        413,
+        "text-too-long",
+    )
+
+
+def test_default_text_limit_is_20000(client: TestClient) -> None:
+    assert_problem(client.post("/v1/suggest", json={"text": "x" * 20_001}), 413, "text-too-long")
+
+
+def test_batch_over_the_limit_is_413(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(batch_limit=3)
+    ok = client.post("/v1/suggest/batch", json={"items": [{"text": "eins"}] * 3})
+    assert ok.status_code == 200
+    assert_problem(
+        client.post("/v1/suggest/batch", json={"items": [{"text": "eins"}] * 4}),
+        413,
+        "batch-too-large",
+    )
+
+
+def test_default_batch_limit_is_1000(client: TestClient) -> None:
+    items = [{"text": "x"}] * 1001
+    assert_problem(client.post("/v1/suggest/batch", json={"items": items}), 413, "batch-too-large")
+
+
+def test_body_over_the_byte_limit_is_413(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_body_bytes=1000)
+    assert_problem(client.post("/v1/suggest", json={"text": "y" * 2000}), 413, "body-too-large")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"text": "unterminated', b"not json at all", b'{"text": "a",}', b"\xff\xfe"],
+    ids=["unterminated", "not-json", "trailing-comma", "not-utf8"],
+)
+def test_malformed_json_is_400(client: TestClient, body: bytes) -> None:
+    response = client.post(
+        "/v1/suggest", content=body, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400, "malformed-json")
+
+
+@pytest.mark.parametrize(
+    "payload, where",
+    [
+        ({"text": 5}, "text"),
+        ({"text": ["a"]}, "text"),
+        ({"text": None}, "text"),
+        ({}, "text"),
+        ({"text": ""}, "text"),
+        ({"text": "ok", "title": 3}, "title"),
+        ([1, 2], "body"),
+        ("just a string", "body"),
+    ],
+    ids=["int", "list", "null", "missing", "empty", "title-int", "array-body", "string-body"],
+)
+def test_wrong_types_are_422(client: TestClient, payload: object, where: str) -> None:
+    body = assert_problem(client.post("/v1/suggest", json=payload), 422, "validation-error")
+    assert any(where in err["loc"] for err in body["errors"])
+
+
+def test_batch_wrong_types_are_422(client: TestClient) -> None:
+    assert_problem(client.post("/v1/suggest/batch", json={"items": "x"}), 422, "validation-error")
+    assert_problem(
+        client.post("/v1/suggest/batch", json={"items": [{"id": 1.5, "text": 1}]}),
+        422,
+        "validation-error",
+    )
+
+
+def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
+    assert_problem(client.get("/v1/nothing"), 404, "not-found")
+    assert_problem(client.get("/v1/suggest"), 405, "method-not-allowed")
+
+
+def test_suggest_is_open_by_default_and_keyed_when_configured(
+    make_client: Callable[..., TestClient],
+) -> None:
+    keyed = make_client(suggest_open=False)
+    assert_problem(keyed.post("/v1/suggest", json={"text": "2FA"}), 401, "api-key-missing")
+    assert_problem(keyed.post("/v1/suggest/batch", json={"items": []}), 401, "api-key-missing")
+    assert keyed.post("/v1/suggest", json={"text": "2FA"}, headers=AUTH).status_code == 200
+
+
+def test_cors_is_off_by_default(make_client: Callable[..., TestClient]) -> None:
+    headers = {"Origin": "https://review.example", "Access-Control-Request-Method": "POST"}
+    closed = make_client()
+    response = closed.options("/v1/suggest", headers=headers)
+    assert "access-control-allow-origin" not in response.headers
+    opened = make_client(cors_origins=("https://review.example",))
+    response = opened.options("/v1/suggest", headers=headers)
+    assert response.headers["access-control-allow-origin"] == "https://review.example"
+
+
+def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert made.headers["x-request-id"] != "bad id with spaces"
+    assert len(made.headers["x-request-id"]) == 32

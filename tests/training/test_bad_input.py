@@ -1,0 +1,93 @@
+"""Bad training data fails with file, line and field, and writes nothing to the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model.registry import Registry
+from tests.conftest import SAMPLES
+from training.data import DataError, load_samples
+from training.train import train
+
+GOOD = {"id": "x1", "text": "Bitte 2FA für das Admin-Portal", "labels": ["security"], "lang": "de"}
+
+
+def _write(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _line(record: dict[str, object]) -> bytes:
+    return json.dumps(record, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "expected"),
+    [
+        (b'{"id": "x2", "text": "broken", "labels": [', ":2: broken JSON"),
+        (
+            _line({**GOOD, "id": "x2", "labels": ["securty"]}),
+            ":2: field 'labels': unknown label(s) 'securty'",
+        ),
+        (_line({**GOOD, "id": "x2", "text": "   "}), ":2: field 'text': is empty"),
+        (
+            _line({"id": "x2", "text": "no labels here", "lang": "en"}),
+            ":2: field 'labels': missing",
+        ),
+        (_line({**GOOD, "id": "x2", "lang": "fr"}), ":2: field 'lang': expected one of de, en"),
+        (
+            '{"id": "x2", "text": "Gebühr", "labels": [], "lang": "de"}'.encode("latin-1"),
+            ":2: not UTF-8",
+        ),
+        (_line({**GOOD, "labels": []}), ":2: field 'id': duplicate id 'x1' (line 1)"),
+        (b"[1, 2]", ":2: expected a JSON object"),
+    ],
+    ids=[
+        "broken-json",
+        "unknown-label",
+        "empty-text",
+        "missing-field",
+        "bad-lang",
+        "wrong-encoding",
+        "duplicate-id",
+        "not-an-object",
+    ],
+)
+def test_bad_training_line_names_file_line_and_problem(
+    tmp_path: Path, bad_line: bytes, expected: str
+) -> None:
+    path = _write(tmp_path, [_line(GOOD), bad_line])
+    with pytest.raises(DataError) as caught:
+        load_samples(path)
+    assert f"{path}{expected}" in str(caught.value)
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    path = _write(tmp_path, [b"{", _line({**GOOD, "labels": ["nope"]}), b"[]"])
+    with pytest.raises(DataError) as caught:
+        load_samples(path)
+    assert [p.line for p in caught.value.problems] == [1, 2, 3]
+
+
+def test_training_on_bad_data_writes_nothing(tmp_path: Path) -> None:
+    bad = _write(tmp_path, [_line(GOOD), b"{oops"])
+    root = tmp_path / "models"
+    with pytest.raises(DataError):
+        train(data_paths=[bad], eval_path=SAMPLES / "eval.jsonl", model_dir=root)
+    assert Registry(root).list_versions() == []
+    assert Registry(root).current() is None
+    assert not root.exists() or not any(root.rglob("*.joblib"))
+
+
+def test_training_refuses_eval_requests_inside_the_training_data(tmp_path: Path) -> None:
+    evaluation = load_samples(SAMPLES / "eval.jsonl").samples[:3]
+    leaky = _write(
+        tmp_path,
+        [_line({**s.to_record(), "id": f"copy-{s.id}"}) for s in evaluation] + [_line(GOOD)],
+    )
+    with pytest.raises(DataError, match="also in the training data"):
+        train(data_paths=[leaky], eval_path=SAMPLES / "eval.jsonl", model_dir=tmp_path / "m")

@@ -1,0 +1,48 @@
+"""The shipped sample data: schema, the counts the project promises, and no eval leakage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from model.estimator import LABELS
+from tests.conftest import SAMPLES
+from training.data import load_samples
+
+MINIMUMS = {
+    "train.jsonl": {"n": 800, "lang": 350, "label": 180, "none": 100, "multi": 80},
+    "eval.jsonl": {"n": 240, "lang": 105, "label": 54, "none": 30, "multi": 24},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MINIMUMS))
+def test_sample_file_has_schema_and_counts(name: str) -> None:
+    samples = load_samples(SAMPLES / name).samples  # validates schema, labels, langs, ids
+    need = MINIMUMS[name]
+    assert len(samples) >= need["n"]
+    for lang in ("de", "en"):
+        assert sum(s.lang == lang for s in samples) >= need["lang"], lang
+    for label in LABELS:
+        assert sum(label in s.labels for s in samples) >= need["label"], label
+    assert sum(not s.labels for s in samples) >= need["none"]
+    assert sum(len(s.labels) >= 2 for s in samples) >= need["multi"]
+
+
+def test_sample_records_keep_their_extra_fields() -> None:
+    sample = load_samples(SAMPLES / "train.jsonl").samples[0]
+    assert "voice" in sample.to_record()
+
+
+def test_no_eval_text_is_a_near_duplicate_of_a_train_text() -> None:
+    train = [s.text for s in load_samples(SAMPLES / "train.jsonl").samples]
+    evaluation = load_samples(SAMPLES / "eval.jsonl").samples
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit(train)
+    similarity = (
+        vectorizer.transform([s.text for s in evaluation]) @ vectorizer.transform(train).T
+    ).toarray()
+    worst = np.unravel_index(similarity.argmax(), similarity.shape)
+    assert similarity.max() <= 0.8, (
+        f"eval {evaluation[worst[0]].id} is a near-duplicate of train text "
+        f"{train[worst[1]][:80]!r} (cosine {similarity.max():.2f})"
+    )
