@@ -7,8 +7,8 @@ Everything the pickled artifact references lives here (the vectorizers call
 from __future__ import annotations
 
 import importlib
-import json
 import itertools
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -41,7 +42,7 @@ def test_evidence_spans_of_one_label_never_overlap(trained_model: TriageModel) -
     text = "Please add a native HubSpot integration with automatic call logging for all customers"
     for label in trained_model.suggest(text).per_label:
         spans = sorted((e.start, e.end) for e in label.evidence)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 def test_batch_equals_one_by_one(trained_model: TriageModel) -> None:

@@ -67,7 +67,7 @@ def test_corrupt_manifest_and_unknown_format_are_refused(tmp_path: Path, small_e
 def test_library_mismatch_is_refused_unless_allowed(tmp_path: Path, small_estimator) -> None:
     registry = Registry(tmp_path)
     registry.save("20260101-000000-aaaaaaa", small_estimator, {"libs": {"scikit-learn": "0.1"}})
-    with pytest.raises(ArtifactError, match="scikit-learn 0.1"):
+    with pytest.raises(ArtifactError, match=r"scikit-learn 0\.1"):
         registry.load("20260101-000000-aaaaaaa")
     registry.load("20260101-000000-aaaaaaa", allow_library_mismatch=True)
 
