@@ -39,7 +39,7 @@ ModelDir = Annotated[
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    typer.echo(f"error: {message}", err=True)  # plain, never wrapped: paths stay intact
     raise typer.Exit(code)
 
 

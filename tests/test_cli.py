@@ -1,0 +1,142 @@
+"""The ``triage`` command line end to end: train → predict → evaluate → models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import SAMPLES
+from triage_cli.main import app
+
+runner = CliRunner()
+
+
+def _subset(src: Path, dst: Path, n: int) -> Path:
+    dst.write_text(
+        "".join(src.read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8"
+    )
+    return dst
+
+
+@pytest.fixture(scope="module")
+def cli_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A registry trained through the CLI on a slice of the samples (fast)."""
+    root = tmp_path_factory.mktemp("cli")
+    train = _subset(SAMPLES / "train.jsonl", root / "train.jsonl", 300)
+    evaluation = _subset(SAMPLES / "eval.jsonl", root / "eval.jsonl", 80)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(train),
+            "--eval",
+            str(evaluation),
+            "--model-dir",
+            str(root / "models"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    version = result.stdout.strip().splitlines()[-1]
+    assert (root / "models" / "CURRENT").read_text().strip() == version
+    return root / "models", evaluation
+
+
+def test_predict_jsonl_keeps_order_ids_and_one_line_per_record(cli_registry, tmp_path) -> None:
+    models, _ = cli_registry
+    rows = [
+        '{"id": "a", "text": "Bitte 2FA für das Admin-Portal", "partner": "x"}',
+        '{"text": "How do I set up holiday routing?"}',
+        '{"id": "c", "text": "   "}',
+        "this is not json",
+        '{"id": "e", "text": "' + "Passwort " * 12000 + '"}',
+        '{"id": "f", "text": "🔥🔥🔥 \\u0007"}',
+        '{"id": "g"}',
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model-dir", str(models), str(path)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["a", 2, "c", 4, "e", "f", "g"]
+    first = lines[0]
+    assert set(first) >= {
+        "id",
+        "language",
+        "labels",
+        "scores",
+        "outcome",
+        "rationale",
+        "explanation",
+    }
+    assert set(first["scores"]) == {"msp_configurable", "security", "broad_value"}
+    assert "security" in first["labels"]
+    assert "empty_text" in lines[2]["flags"]
+    assert "error" in lines[3] and "broken JSON" in lines[3]["error"]
+    assert "truncated" in lines[4]["flags"]
+    assert "field 'text'" in lines[6]["error"]
+
+
+def test_predict_csv_and_stdin(cli_registry, tmp_path) -> None:
+    models, _ = cli_registry
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text(
+        'id,text\n7,"Kunde möchte andere Wartemusik, geht das?"\n8,Tetris\n', encoding="utf-8"
+    )
+    result = runner.invoke(app, ["predict", "--model-dir", str(models), str(csv_path)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["7", "8"]
+    result = runner.invoke(
+        app,
+        ["predict", "--model-dir", str(models), "-", "--no-explain"],
+        input='{"text": "Please add SSO"}\n',
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["id"] == 1
+
+
+def test_predict_rejects_a_csv_without_text_column(cli_registry, tmp_path) -> None:
+    models, _ = cli_registry
+    path = tmp_path / "bad.csv"
+    path.write_text("id,body\n1,hello\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model-dir", str(models), str(path)])
+    assert result.exit_code == 2
+    assert "needs a 'text' column" in result.output
+
+
+def test_evaluate_json(cli_registry) -> None:
+    models, evaluation = cli_registry
+    result = runner.invoke(
+        app, ["evaluate", "--model-dir", str(models), "--data", str(evaluation), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert {"macro_f1", "micro_f1", "per_label", "per_language"} <= set(metrics)
+    assert set(metrics["per_language"]) == {"de", "en"}
+    assert 0.0 <= metrics["macro_f1"] <= 1.0
+
+
+def test_models_list_show_use_prune(cli_registry, tmp_path) -> None:
+    models, _ = cli_registry
+    listed = runner.invoke(app, ["models", "list", "--model-dir", str(models)])
+    assert listed.exit_code == 0 and listed.stdout.startswith("* ")
+    version = listed.stdout.split()[1]
+    shown = runner.invoke(app, ["models", "show", version, "--model-dir", str(models)])
+    assert json.loads(shown.stdout)["version"] == version
+    assert runner.invoke(app, ["models", "use", version, "--model-dir", str(models)]).exit_code == 0
+    missing = runner.invoke(app, ["models", "use", "nope", "--model-dir", str(models)])
+    assert missing.exit_code == 1 and "no model version 'nope'" in missing.output
+    pruned = runner.invoke(app, ["models", "prune", "--keep", "1", "--model-dir", str(models)])
+    assert pruned.exit_code == 0
+
+
+def test_train_reports_bad_data_with_file_and_line(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "text": "x", "labels": ["nope"], "lang": "de"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["train", "--data", str(bad), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert f"{bad}:1: field 'labels'" in result.output
+    assert not (tmp_path / "m" / "CURRENT").exists()
