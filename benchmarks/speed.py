@@ -1,0 +1,212 @@
+"""Speed and memory of the triage model; prints tables.
+
+    python benchmarks/speed.py             # full run (several minutes: 16x training)
+    python benchmarks/speed.py --quick     # 1x and 4x training only, fewer repeats
+
+Measures predictions per second (one by one and batched, with and without explanations and
+similar requests), training time at 1x, 4x and 16x the sample size (the extra requests are
+perturbed copies: typos, case, dropped words), model load time and peak memory (max RSS of a
+fresh process per measurement, so one figure does not inflate the next).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from model import Registry, TriageModel  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.data import Sample, load_samples  # noqa: E402
+from training.pipeline import fit_estimator  # noqa: E402
+from training.train import train  # noqa: E402
+
+TRAIN = REPO / "data" / "samples" / "train.jsonl"
+EVAL = REPO / "data" / "samples" / "eval.jsonl"
+
+
+def perturb(text: str, rng: random.Random) -> str:
+    """A plausible variant of a request: a typo, changed case, a dropped or doubled word."""
+    words = text.split()
+    for _ in range(max(1, len(words) // 12)):
+        i = rng.randrange(len(words))
+        word = words[i]
+        choice = rng.random()
+        if choice < 0.35 and len(word) > 3:
+            j = rng.randrange(len(word) - 1)
+            words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+        elif choice < 0.55:
+            words[i] = word.lower() if word[:1].isupper() else word.capitalize()
+        elif choice < 0.8 and len(words) > 4:
+            words.pop(i)
+        else:
+            words.insert(i, word)
+    return " ".join(words)
+
+
+def scaled_samples(samples: list[Sample], factor: int, seed: int = 7) -> list[Sample]:
+    rng = random.Random(seed)
+    out = list(samples)
+    for k in range(1, factor):
+        out += [Sample(f"{s.id}-p{k}", perturb(s.text, rng), s.labels, s.lang) for s in samples]
+    return out
+
+
+def _in_child(fn: Callable[[], dict], queue: multiprocessing.Queue) -> None:
+    result = fn()
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(result)
+
+
+def isolated(fn: Callable[[], dict]) -> dict:
+    """Run ``fn`` in a fresh process and add that process's peak memory to its result."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_in_child, args=(fn, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def rate(fn: Callable[[], object], n: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return n / best
+
+
+def prediction_figures(model_dir: Path, repeats: int) -> list[tuple[str, float]]:
+    model = Registry(model_dir).load()
+    texts = [s.text for s in load_samples(EVAL).samples + load_samples(TRAIN).samples]
+    batch = texts * 2
+    ids = list(range(len(batch)))
+    model.suggest_many(texts[:100])  # warm caches
+    single = texts[:300]
+    cores = os.cpu_count() or 1
+    return [
+        (
+            "one by one, scores only (suggest, explain=False)",
+            rate(lambda: [model.suggest(t, explain=False) for t in single], len(single), repeats),
+        ),
+        (
+            "one by one, with explanations + similar",
+            rate(lambda: [model.suggest(t) for t in single], len(single), repeats),
+        ),
+        (
+            "batch, 1 process, no explanations",
+            rate(lambda: model.suggest_many(batch, explain=False), len(batch), repeats),
+        ),
+        (
+            "batch, 1 process, with explanations + similar",
+            rate(lambda: model.suggest_many(batch), len(batch), repeats),
+        ),
+        (
+            f"batch JSON lines, {cores} processes, no explanations",
+            rate(
+                lambda: model.json_lines(batch, ids, explain=False, n_jobs=cores),
+                len(batch),
+                repeats,
+            ),
+        ),
+        (
+            f"batch JSON lines, {cores} processes, with explanations + similar",
+            rate(
+                lambda: model.json_lines(batch, ids, explain=True, n_jobs=cores),
+                len(batch),
+                repeats,
+            ),
+        ),
+        (
+            "probabilities only (score_matrix), 1 process",
+            rate(lambda: model.score_matrix(batch), len(batch), repeats),
+        ),
+    ]
+
+
+def training_figures(factor: int) -> dict:
+    samples = scaled_samples(load_samples(TRAIN).samples, factor)
+    started = time.perf_counter()
+    fit_estimator(samples, load_config())
+    return {"n": len(samples), "seconds": time.perf_counter() - started}
+
+
+def load_figures(model_dir: Path) -> dict:
+    started = time.perf_counter()
+    model = Registry(model_dir).load()
+    seconds = time.perf_counter() - started
+    model.suggest("warm up")
+    return {"seconds": seconds}
+
+
+def serving_memory(model_dir: Path) -> dict:
+    model: TriageModel = Registry(model_dir).load()
+    texts = [s.text for s in load_samples(EVAL).samples] * 10
+    model.suggest_many(texts)
+    return {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip 16x training, fewer repeats")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 3
+    factors = (1, 4) if args.quick else (1, 4, 16)
+    results: dict[str, object] = {"cores": os.cpu_count()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "models"
+        print("training a model on data/samples …", file=sys.stderr)
+        train(model_dir=model_dir)
+
+        print(
+            "\nPredictions per second (eval + train texts, best of "
+            f"{repeats}; {os.cpu_count()} cores)"
+        )
+        figures = isolated(lambda: {"rows": prediction_figures(model_dir, repeats)})
+        for name, value in figures["rows"]:
+            print(f"  {name:<58} {value:>9,.0f} /s")
+        results["predictions_per_second"] = dict(figures["rows"])
+        results["prediction_peak_rss_mb"] = figures["peak_rss_mb"]
+
+        loaded = isolated(lambda: load_figures(model_dir))
+        serving = isolated(lambda: serving_memory(model_dir))
+        print(
+            f"\nModel load time: {loaded['seconds'] * 1000:.0f} ms; peak memory of a process "
+            f"that loads the model and suggests for 2,800 requests: "
+            f"{serving['peak_rss_mb']:.0f} MB"
+        )
+        results["load_seconds"] = loaded["seconds"]
+        results["serving_peak_rss_mb"] = serving["peak_rss_mb"]
+
+    print("\nTraining time (fit with 5-fold CV for calibration and thresholds)")
+    print(f"  {'size':<6}{'requests':>10}{'seconds':>10}{'peak MB':>10}")
+    results["training"] = []
+    for factor in factors:
+        print(f"  training at {factor}x …", file=sys.stderr)
+        figures = isolated(lambda factor=factor: training_figures(factor))
+        print(
+            f"  {str(factor) + 'x':<6}{figures['n']:>10,}{figures['seconds']:>10.1f}"
+            f"{figures['peak_rss_mb']:>10.0f}"
+        )
+        results["training"].append({"factor": factor, **figures})
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
