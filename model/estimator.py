@@ -18,6 +18,25 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from model.text import Analysis, char_ngrams
 
 LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
+_CHUNK = 512  # rows per block when comparing with the training requests
+
+
+def best_similarity(
+    rows: sp.csr_matrix, reference: sp.csr_matrix, exclude_self: bool = False
+) -> np.ndarray:
+    """Best cosine similarity of each row to any reference row, in bounded memory.
+
+    With ``exclude_self`` (rows and reference are the same matrix) a row's match with itself
+    does not count.
+    """
+    best = np.zeros(rows.shape[0])
+    for lo in range(0, rows.shape[0], _CHUNK):
+        block = (rows[lo : lo + _CHUNK] @ reference.T).toarray()
+        if exclude_self:
+            n = block.shape[0]
+            block[np.arange(n), lo + np.arange(n)] = -1.0
+        best[lo : lo + _CHUNK] = block.max(axis=1) if block.shape[1] else 0.0
+    return best
 
 
 @dataclass
@@ -247,12 +266,26 @@ class TriageEstimator:
         """Best word-and-concept similarity of each row to any training request."""
         if self.index.topic_matrix is None or self.index.topic_matrix.shape[0] == 0:
             return np.zeros(matrix.shape[0])
-        similarity = self.topic_vectors(matrix) @ self.index.topic_matrix.T
-        return np.asarray(similarity.max(axis=1).todense()).ravel()
+        return best_similarity(self.topic_vectors(matrix), self.index.topic_matrix)
 
-    def similarities(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Cosine similarity of each row to every training request (dense, rows × train)."""
-        return (matrix @ self.index.matrix.T).toarray()
+    def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar training requests per row: (indices, similarities), best first.
+
+        Computed in row chunks so memory stays bounded however large the training set.
+        """
+        k = min(k, self.index.matrix.shape[0])
+        indices = np.zeros((matrix.shape[0], k), dtype=np.int64)
+        values = np.zeros((matrix.shape[0], k))
+        if k == 0:
+            return indices, values
+        for lo in range(0, matrix.shape[0], _CHUNK):
+            block = (matrix[lo : lo + _CHUNK] @ self.index.matrix.T).toarray()
+            top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+            top_values = np.take_along_axis(block, top, axis=1)
+            order = np.argsort(-top_values, axis=1, kind="stable")
+            indices[lo : lo + _CHUNK] = np.take_along_axis(top, order, axis=1)
+            values[lo : lo + _CHUNK] = np.take_along_axis(top_values, order, axis=1)
+        return indices, values
 
     def contributions(
         self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]

@@ -29,6 +29,10 @@ def _suggest_in_worker(chunk: tuple[list[str], bool, list[object] | None]) -> li
     return suggestions if ids is None else _json_lines(suggestions, ids)
 
 
+def _resolve_jobs(n_jobs: int) -> int:
+    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+
+
 def _json_lines(suggestions: list[Suggestion], ids: Sequence[object]) -> list[str]:
     return [
         json.dumps(s.to_record(i), ensure_ascii=False)
@@ -117,13 +121,13 @@ class TriageModel:
         ``n_jobs > 1`` (or ``-1`` for every core) splits a large batch over worker processes;
         it forks, so use it from batch jobs and notebooks, not from a threaded server.
         """
-        n_jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+        n_jobs = _resolve_jobs(n_jobs)
         if n_jobs > 1 and len(texts) >= _PARALLEL_MIN:
             return self._suggest_parallel(list(texts), explain, n_jobs)
         analyses = [analyze(t, self.estimator.max_chars) for t in texts]
         matrix = self.estimator.transform(analyses)
         probabilities = self.estimator.predict_proba(matrix)
-        similarities = self.estimator.similarities(matrix)
+        nearest, similarity = self.estimator.nearest(matrix, self.n_similar)
         topic = self.estimator.topic_similarity(matrix)
         suggestions = []
         for i, analysis in enumerate(analyses):
@@ -132,7 +136,9 @@ class TriageModel:
                 lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
                 row = (matrix.indices[lo:hi], matrix.data[lo:hi])
             suggestions.append(
-                self._suggestion(analysis, row, probabilities[i], similarities[i], topic[i])
+                self._suggestion(
+                    analysis, row, probabilities[i], nearest[i], similarity[i], topic[i]
+                )
             )
         return suggestions
 
@@ -140,7 +146,7 @@ class TriageModel:
         self, texts: Sequence[str], ids: Sequence[object], explain: bool = True, n_jobs: int = 1
     ) -> list[str]:
         """One JSON line (``triage predict``'s record) per text: the fast path for batch jobs."""
-        n_jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+        n_jobs = _resolve_jobs(n_jobs)
         if n_jobs > 1 and len(texts) >= _PARALLEL_MIN:
             return self._suggest_parallel(list(texts), explain, n_jobs, list(ids))
         return _json_lines(self.suggest_many(texts, explain=explain), ids)
@@ -193,7 +199,8 @@ class TriageModel:
         analysis: Analysis,
         row: tuple[np.ndarray, np.ndarray] | None,
         probabilities: np.ndarray,
-        similarities: np.ndarray,
+        nearest: np.ndarray,
+        similarity: np.ndarray,
         topic_similarity: float,
     ) -> Suggestion:
         estimator = self.estimator
@@ -212,10 +219,7 @@ class TriageModel:
                     evidence=evidence.get(label, []),
                 )
             )
-        k = min(self.n_similar, len(similarities))
-        top = np.argpartition(-similarities, k - 1)[:k] if k else np.zeros(0, dtype=int)
-        top = top[np.argsort(-similarities[top])]
-        max_similarity = float(similarities[top[0]]) if len(top) else 0.0
+        max_similarity = float(similarity[0]) if len(similarity) else 0.0
         flags = self._flags(analysis, float(topic_similarity))
         decision = decide_outcome(per_label, analysis.lang, flags, float(topic_similarity))
         index = estimator.index
@@ -233,10 +237,10 @@ class TriageModel:
                     text=index.snippets[i],
                     labels=list(index.labels[i]),
                     lang=index.langs[i],
-                    similarity=round(float(similarities[i]), 4),
+                    similarity=round(float(sim), 4),
                 )
-                for i in top
-                if similarities[i] > 0
+                for i, sim in zip(nearest, similarity, strict=True)
+                if sim > 0
             ],
             concepts=[
                 ConceptMatch(hit.concept, analysis.text[hit.start : hit.end], hit.start, hit.end)

@@ -14,7 +14,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from model.estimator import LABELS, FeatureSpace, LabelScorer, TrainingIndex, TriageEstimator
+from model.estimator import (
+    LABELS,
+    FeatureSpace,
+    LabelScorer,
+    TrainingIndex,
+    TriageEstimator,
+    best_similarity,
+)
 from model.text import Analysis, analyze, identity_features
 from training.config import TrainConfig
 from training.data import Sample
@@ -187,7 +194,4 @@ def novelty_threshold(X: object, quantile: float) -> float:
     """A low quantile of each training request's similarity to its nearest other request."""
     if X.shape[0] < 2:
         return 0.0
-    similarities = (X @ X.T).toarray()
-    np.fill_diagonal(similarities, -1.0)
-    nearest = similarities.max(axis=1)
-    return float(np.quantile(nearest, quantile))
+    return float(np.quantile(best_similarity(X, X, exclude_self=True), quantile))
