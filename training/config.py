@@ -15,7 +15,7 @@ class TrainConfig:
     word_min_df: int = 1
     char_min_df: int = 2
     # Relative weight of the word, character n-gram and concept blocks before normalisation.
-    block_weights: tuple[float, float, float] = (1.0, 1.0, 0.6)
+    block_weights: tuple[float, float, float] = (1.0, 1.0, 0.3)
     C: float = 4.0
     cv_folds: int = 5
     seed: int = 13
