@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -234,6 +235,75 @@ def models_prune(
         _fail(str(exc))
     for version in removed:
         print(f"removed {version}")
+
+
+@app.command()
+def retrain(
+    model_dir: ModelDir = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Request store (default: $TRIAGE_DATABASE_URL or var/triage.sqlite3).",
+        ),
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Base training file(s).")
+    ] = None,
+    eval_path: Annotated[
+        Path | None, typer.Option("--eval", help="Frozen evaluation file.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config TOML.")] = None,
+    macro_tolerance: Annotated[
+        float, typer.Option(help="How far macro F1 may fall below the champion's.")
+    ] = 0.01,
+    label_tolerance: Annotated[float, typer.Option(help="How far any label's F1 may fall.")] = 0.03,
+    holdout: Annotated[
+        float, typer.Option(help="Share of reviewed requests held out for evaluation.")
+    ] = 0.2,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Everything but promotion.")] = False,
+) -> None:
+    """Train a challenger on samples + reviews; promote it only if it is not worse."""
+    from service.settings import default_database_url
+    from training.config import load_config
+    from training.data import DataError
+    from training.retrain import Gate, RetrainLocked
+    from training.retrain import retrain as run_retrain
+    from triage_cli.retrain import reviewed_from_store
+
+    url = database_url or os.environ.get("TRIAGE_DATABASE_URL") or default_database_url()
+    try:
+        reviewed = reviewed_from_store(url)
+        with _ProgressBar() as progress:
+            result = run_retrain(
+                reviewed,
+                model_dir,
+                data,
+                eval_path,
+                load_config(config),
+                Gate(macro_tolerance, label_tolerance),
+                holdout,
+                dry_run,
+                progress,
+            )
+    except RetrainLocked as exc:
+        _fail(str(exc), code=3)
+    except (DataError, ArtifactError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a store that cannot be read, a crash mid-training
+        _fail(f"retraining failed, current model unchanged: {exc}")
+    verdicts = {
+        "promoted": f"PROMOTED {result.challenger_version} (was {result.champion_version})",
+        "kept": f"KEPT champion {result.champion_version}; challenger "
+        f"{result.challenger_version} held back",
+        "dry_run": f"DRY RUN: challenger {result.challenger_version} "
+        f"{'would pass' if not result.reasons else 'would be held back'}",
+    }
+    err.print(verdicts[result.status], highlight=False, markup=False)
+    for reason in result.reasons:
+        err.print(f"  - {reason}", highlight=False, markup=False)
+    err.print(f"report: {result.report_dir / 'report.md'}", highlight=False, markup=False)
+    print(result.status)
 
 
 @app.command()

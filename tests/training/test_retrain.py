@@ -1,0 +1,154 @@
+"""Nightly retraining: promotion on good reviews, refusal of poisoned ones, crash safety, lock."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from model.estimator import LABELS
+from model.registry import Registry
+from tests.conftest import SAMPLES
+from training import retrain as retrain_module
+from training.data import Sample, load_samples
+from training.retrain import (
+    Gate,
+    RetrainLocked,
+    ReviewedRequest,
+    collect,
+    in_holdout,
+    retrain,
+    retrain_lock,
+)
+from training.train import train
+
+ALL = load_samples(SAMPLES / "train.jsonl").samples
+
+
+def _reviews(samples: list[Sample], flip: float = 0.0, seed: int = 3) -> list[ReviewedRequest]:
+    rng = random.Random(seed)
+    out = []
+    for k, s in enumerate(samples):
+        labels = s.labels
+        if rng.random() < flip:
+            labels = tuple(label for label in LABELS if (label in s.labels) != (rng.random() < 0.7))
+        out.append(
+            ReviewedRequest(
+                id=f"r{k}",
+                text=s.text,
+                labels=labels,
+                lang=s.lang,
+                suggested_labels=s.labels,
+                blind=k % 5 == 0,
+                reviewed_at=f"2026-1{k % 2}-{1 + k % 28:02d}T10:00:00+00:00",
+            )
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def weak_champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A registry whose champion was trained on only 250 samples."""
+    root = tmp_path_factory.mktemp("retrain")
+    base = root / "base.jsonl"
+    base.write_text(
+        "".join(json.dumps(s.to_record(), ensure_ascii=False) + "\n" for s in ALL[:250]),
+        encoding="utf-8",
+    )
+    train(data_paths=[base], model_dir=root / "models")
+    return root / "models", base
+
+
+def _copy_registry(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_good_reviews_lead_to_a_promotion(weak_champion, tmp_path) -> None:
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    champion = Registry(models).current()
+    result = retrain(_reviews(ALL[250:1000]), models, [weak_champion[1]])
+    assert result.status == "promoted", result.reasons
+    assert Registry(models).current() == result.challenger_version != champion
+    report = json.loads((result.report_dir / "report.json").read_text())
+    assert report["reviews"]["reviews"] == 750
+    assert report["data"]["holdout"] > 0
+    assert {p.name for p in result.report_dir.iterdir()} >= {
+        "report.json",
+        "report.md",
+        "compare.png",
+        "data_mix.png",
+        "agreement.png",
+    }
+
+
+def test_poisoned_reviews_are_refused_by_the_gate(weak_champion, tmp_path) -> None:
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    champion = Registry(models).current()
+    result = retrain(
+        _reviews(ALL[250:700], flip=0.4),
+        models,
+        [weak_champion[1]],
+        gate=Gate(macro_f1_tolerance=0.0, label_f1_tolerance=0.0),
+    )
+    assert result.status == "kept"
+    assert result.reasons
+    assert Registry(models).current() == champion
+    assert "held the challenger back" in (result.report_dir / "report.md").read_text()
+
+
+def test_dry_run_never_promotes(weak_champion, tmp_path) -> None:
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    champion = Registry(models).current()
+    result = retrain(_reviews(ALL[250:600]), models, [weak_champion[1]], dry_run=True)
+    assert result.status == "dry_run"
+    assert Registry(models).current() == champion
+
+
+def test_crash_during_training_leaves_registry_consistent(
+    weak_champion, tmp_path, monkeypatch
+) -> None:
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    before = (Registry(models).current(), Registry(models).list_versions())
+
+    def crash(*args, **kwargs):
+        raise MemoryError("simulated crash while fitting")
+
+    monkeypatch.setattr(retrain_module, "fit_estimator", crash)
+    with pytest.raises(MemoryError):
+        retrain(_reviews(ALL[250:300]), models, [weak_champion[1]])
+    assert (Registry(models).current(), Registry(models).list_versions()) == before
+    Registry(models).load()  # still loads and verifies
+    with retrain_lock(models):  # the lock was released
+        pass
+
+
+def test_a_second_concurrent_run_is_refused(tmp_path) -> None:
+    with retrain_lock(tmp_path), pytest.raises(RetrainLocked, match="another retraining run"):
+        retrain([], tmp_path)
+
+
+def test_collect_latest_review_wins_and_holdout_is_never_trained_on() -> None:
+    base = ALL[:20]
+    text = ALL[0].text
+    reviewed = [
+        ReviewedRequest("a", text, ("security",), "de", (), False, "2026-01-01T00:00:00+00:00"),
+        ReviewedRequest(
+            "b", text + " ", ("broad_value",), "de", (), False, "2026-02-01T00:00:00+00:00"
+        ),
+        ReviewedRequest(
+            "c", "Nous voulons un jeu", (), "other", (), False, "2026-02-01T00:00:00+00:00"
+        ),
+    ] + _reviews(ALL[100:300])
+    training, holdout, stats = collect(base, reviewed, holdout_share=0.2)
+    merged = [s for s in training + holdout if s.text.strip() == text]
+    assert len(merged) == 1 and merged[0].labels == ("broad_value",)
+    assert stats["skipped_language"] == 1 and stats["merged_duplicates"] == 1
+    held = {s.text for s in holdout}
+    assert held and not held & {s.text for s in training}
+    assert all(in_holdout(s.id.removeprefix("review-"), 0.2) for s in holdout)
+    assert in_holdout("r17", 0.2) == in_holdout("r17", 0.2)

@@ -1,0 +1,329 @@
+"""Nightly retraining: a challenger trained on samples plus reviewers' decisions, judged
+against the champion on one frozen yardstick, promoted only when it is not worse.
+
+The yardstick is ``data/samples/eval.jsonl`` plus a reviewer holdout: reviewed requests chosen
+by a hash of their id (so the same request is always in or always out), never trained on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from model.estimator import LABELS
+from model.predictor import TriageModel
+from model.registry import ArtifactError, Registry
+from training.config import TrainConfig, load_config
+from training.data import LANGS, Sample, load_many, load_samples
+from training.evaluate import decisions, metrics_from
+from training.pipeline import Progress, _no_progress, fit_estimator, label_matrix
+from training.report import draw_run_pictures, render_run_markdown
+from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision, library_versions
+
+
+class RetrainLocked(RuntimeError):
+    """Another retraining run holds the lock."""
+
+
+@dataclass(frozen=True)
+class ReviewedRequest:
+    """A human decision on a stored request (built by the caller from the request store)."""
+
+    id: str
+    text: str
+    labels: tuple[str, ...]
+    lang: str
+    suggested_labels: tuple[str, ...]
+    blind: bool
+    reviewed_at: str  # ISO-8601
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Rules a challenger must pass to replace the champion."""
+
+    macro_f1_tolerance: float = 0.01  # may be at most this much below the champion
+    label_f1_tolerance: float = 0.03  # no label's F1 may drop by more
+    security_recall_tolerance: float = 0.0  # security recall must not drop
+
+    def check(self, champion: dict[str, Any], challenger: dict[str, Any]) -> list[str]:
+        """Reasons that hold the challenger back; empty when it may be promoted."""
+        reasons = []
+        drop = champion["macro_f1"] - challenger["macro_f1"]
+        if drop > self.macro_f1_tolerance:
+            reasons.append(
+                f"macro F1 {challenger['macro_f1']:.3f} is {drop:.3f} below the champion's "
+                f"{champion['macro_f1']:.3f} (tolerance {self.macro_f1_tolerance})"
+            )
+        before = champion["per_label"]["security"]["recall"]
+        after = challenger["per_label"]["security"]["recall"]
+        if before - after > self.security_recall_tolerance:
+            reasons.append(f"security recall drops from {before:.3f} to {after:.3f}")
+        for label in LABELS:
+            f1_before = champion["per_label"][label]["f1"]
+            f1_after = challenger["per_label"][label]["f1"]
+            if f1_before - f1_after > self.label_f1_tolerance:
+                reasons.append(
+                    f"{label} F1 drops from {f1_before:.3f} to {f1_after:.3f} "
+                    f"(tolerance {self.label_f1_tolerance})"
+                )
+        return reasons
+
+
+@dataclass
+class RetrainResult:
+    status: str  # "promoted", "kept" or "dry_run"
+    run_id: str
+    challenger_version: str
+    champion_version: str | None
+    reasons: list[str]
+    report_dir: Path
+    report: dict[str, Any] = field(repr=False)
+
+
+def in_holdout(request_id: str, share: float) -> bool:
+    """Deterministic: the same request is always in the holdout, or always out of it."""
+    digest = hashlib.sha256(f"holdout:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def _key(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def collect(
+    base: list[Sample], reviewed: list[ReviewedRequest], holdout_share: float
+) -> tuple[list[Sample], list[Sample], dict[str, int]]:
+    """Training samples and reviewer holdout; reviewed decisions override the samples.
+
+    The latest review of a request wins; requests with the same text are merged (the latest
+    decision wins there too). Requests in neither German nor English are left out.
+    """
+    stats = Counter()
+    latest: dict[str, ReviewedRequest] = {}
+    for review in sorted(reviewed, key=lambda r: r.reviewed_at):
+        if review.lang not in LANGS:
+            stats["skipped_language"] += 1
+            continue
+        if not review.text.strip():
+            stats["skipped_empty"] += 1
+            continue
+        key = _key(review.text)
+        if key in latest:
+            stats["merged_duplicates"] += 1
+        latest[key] = review
+    holdout, fresh = [], []
+    for review in latest.values():
+        sample = Sample(
+            f"review-{review.id}", review.text, review.labels, review.lang, {"source": "review"}
+        )
+        (holdout if in_holdout(review.id, holdout_share) else fresh).append(sample)
+    held_keys = {_key(s.text) for s in holdout}
+    fresh_keys = {_key(s.text) for s in fresh}
+    kept_base = []
+    for sample in base:
+        key = _key(sample.text)
+        if key in fresh_keys or key in held_keys:
+            stats["samples_overridden"] += 1
+        else:
+            kept_base.append(sample)
+    stats.update(reviewed=len(reviewed), training_reviews=len(fresh), holdout=len(holdout))
+    return kept_base + fresh, holdout, dict(stats)
+
+
+def review_statistics(reviewed: list[ReviewedRequest]) -> dict[str, Any]:
+    """How reviewers agreed with suggestions: overall, blind, and per ISO week."""
+    weeks: dict[str, list[int]] = {}
+    agreed = blind = blind_agreed = 0
+    for review in reviewed:
+        same = set(review.labels) == set(review.suggested_labels)
+        agreed += same
+        if review.blind:
+            blind += 1
+            blind_agreed += same
+        year, week, _ = datetime.fromisoformat(review.reviewed_at).isocalendar()
+        weeks.setdefault(f"{year}-W{week:02d}", []).append(same)
+    return {
+        "reviews": len(reviewed),
+        "accepted_unchanged": agreed,
+        "agreement_rate": round(agreed / len(reviewed), 4) if reviewed else None,
+        "blind_reviews": blind,
+        "blind_agreement_rate": round(blind_agreed / blind, 4) if blind else None,
+        "weekly_agreement": {week: round(sum(v) / len(v), 4) for week, v in sorted(weeks.items())},
+    }
+
+
+@contextlib.contextmanager
+def retrain_lock(root: Path) -> Iterator[None]:
+    """Exclusive per registry; a second concurrent run fails at once with ``RetrainLocked``."""
+    root.mkdir(parents=True, exist_ok=True)
+    handle = (root / ".retrain.lock").open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RetrainLocked(
+                f"another retraining run holds {root / '.retrain.lock'}; not starting"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _metrics(model: TriageModel, samples: list[Sample]) -> dict[str, Any]:
+    if not samples:
+        return {}
+    probabilities = model.score_matrix([s.text for s in samples])
+    return metrics_from(
+        label_matrix(samples),
+        decisions(probabilities, model.thresholds),
+        [s.lang for s in samples],
+    )
+
+
+def _mix(samples: list[Sample]) -> dict[str, Any]:
+    return {
+        "n": len(samples),
+        "per_label": {label: sum(label in s.labels for s in samples) for label in LABELS},
+        "no_label": sum(not s.labels for s in samples),
+        "per_lang": {lang: sum(s.lang == lang for s in samples) for lang in LANGS},
+    }
+
+
+def retrain(
+    reviewed: list[ReviewedRequest],
+    model_dir: Path | None = None,
+    data_paths: list[Path] | None = None,
+    eval_path: Path | None = None,
+    config: TrainConfig | None = None,
+    gate: Gate | None = None,
+    holdout_share: float = 0.2,
+    dry_run: bool = False,
+    progress: Progress = _no_progress,
+) -> RetrainResult:
+    """Train a challenger, compare it with the champion, promote it only if it passes."""
+    registry = Registry(model_dir)
+    config = config or load_config()
+    gate = gate or Gate()
+    with retrain_lock(registry.root):
+        started = time.perf_counter()
+        base_files = load_many(data_paths or [DEFAULT_TRAIN])
+        eval_samples = load_samples(eval_path or DEFAULT_EVAL).samples
+        base = [s for f in base_files for s in f.samples]
+        train_samples, holdout, stats = collect(base, reviewed, holdout_share)
+        eval_keys = {_key(s.text) for s in eval_samples}
+        train_samples = [s for s in train_samples if _key(s.text) not in eval_keys]
+        yardstick = eval_samples + holdout
+
+        champion_version = registry.current()
+        champion = None
+        if champion_version is not None:
+            try:
+                champion = registry.load(champion_version)
+            except ArtifactError as exc:
+                raise ArtifactError(
+                    f"the champion {champion_version} cannot be loaded ({exc}); fix the "
+                    "registry (triage models use VERSION) before retraining"
+                ) from exc
+
+        estimator, _ = fit_estimator(train_samples, config, progress)
+        git_sha, dirty = git_revision()
+        challenger_version = registry.new_version_id(git_sha)
+        challenger = TriageModel(estimator, challenger_version)
+
+        progress("evaluation", 0, 2)
+        scores = {
+            "challenger": {
+                "yardstick": _metrics(challenger, yardstick),
+                "eval": _metrics(challenger, eval_samples),
+                "holdout": _metrics(challenger, holdout),
+            }
+        }
+        progress("evaluation", 1, 2)
+        if champion is not None:
+            scores["champion"] = {
+                "yardstick": _metrics(champion, yardstick),
+                "eval": _metrics(champion, eval_samples),
+                "holdout": _metrics(champion, holdout),
+            }
+        progress("evaluation", 2, 2)
+        reasons = (
+            gate.check(scores["champion"]["yardstick"], scores["challenger"]["yardstick"])
+            if champion is not None
+            else []
+        )
+        passes = not reasons
+        status = "dry_run" if dry_run else ("promoted" if passes else "kept")
+
+        run_id = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{challenger_version[-7:]}"
+        report = {
+            "run_id": run_id,
+            "status": status,
+            "gate_passed": passes,
+            "reasons": reasons,
+            "gate": asdict(gate),
+            "champion_version": champion_version,
+            "challenger_version": challenger_version,
+            "data": {
+                **stats,
+                "old": _mix(base),
+                "new": _mix([s for s in train_samples if s.extra.get("source") == "review"]),
+                "train": _mix(train_samples),
+                "yardstick": _mix(yardstick),
+            },
+            "reviews": review_statistics(reviewed),
+            "metrics": scores,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        manifest = {
+            "data": [f.summary() for f in base_files]
+            + [{"path": "reviews", "n": stats.get("training_reviews", 0)}],
+            "config": config.to_dict(),
+            "metrics": scores["challenger"]["eval"],
+            "yardstick_metrics": scores["challenger"]["yardstick"],
+            "retrain_run": run_id,
+            "code": {"git_sha": git_sha, "dirty": dirty},
+            "libs": library_versions(),
+        }
+        registry.save(challenger_version, estimator, manifest)
+        report_dir = write_run_report(registry, run_id, report)
+        if status == "promoted":
+            registry.promote(challenger_version)
+        return RetrainResult(
+            status, run_id, challenger_version, champion_version, reasons, report_dir, report
+        )
+
+
+def write_run_report(registry: Registry, run_id: str, report: dict[str, Any]) -> Path:
+    """``<registry>/runs/<run_id>/``: report.json, report.md and pictures, written atomically."""
+    runs = registry.root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=runs, prefix=f".tmp-{run_id}-"))
+    try:
+        (staging / "report.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        pictures = draw_run_pictures(report, staging)
+        (staging / "report.md").write_text(render_run_markdown(report, pictures), encoding="utf-8")
+        target = runs / run_id
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
