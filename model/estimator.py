@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,16 +23,17 @@ _CHUNK = 512  # rows per block when comparing with the training requests
 
 
 def best_similarity(
-    rows: sp.csr_matrix, reference: sp.csr_matrix, exclude_self: bool = False
+    rows: sp.csr_matrix, reference_t: sp.csr_matrix, exclude_self: bool = False
 ) -> np.ndarray:
     """Best cosine similarity of each row to any reference row, in bounded memory.
 
-    With ``exclude_self`` (rows and reference are the same matrix) a row's match with itself
-    does not count.
+    ``reference_t`` is the reference matrix transposed (features × requests), so callers can
+    transpose once instead of on every call. With ``exclude_self`` (rows and reference are the
+    same matrix) a row's match with itself does not count.
     """
     best = np.zeros(rows.shape[0])
     for lo in range(0, rows.shape[0], _CHUNK):
-        block = (rows[lo : lo + _CHUNK] @ reference.T).toarray()
+        block = (rows[lo : lo + _CHUNK] @ reference_t).toarray()
         if exclude_self:
             n = block.shape[0]
             block[np.arange(n), lo + np.arange(n)] = -1.0
@@ -66,6 +68,18 @@ class TrainingIndex:
     # match common endings of any text) a request is unlike anything seen in training.
     novelty_threshold: float
     topic_matrix: sp.csr_matrix | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # The transposed copies are rebuilt on first use; pickling them would double the file.
+        return {k: v for k, v in self.__dict__.items() if k not in ("matrix_t", "topic_t")}
+
+    @cached_property
+    def matrix_t(self) -> sp.csr_matrix:
+        return sp.csr_matrix(self.matrix.T)
+
+    @cached_property
+    def topic_t(self) -> sp.csr_matrix:
+        return sp.csr_matrix(self.topic_matrix.T)
 
 
 @dataclass
@@ -256,17 +270,19 @@ class TriageEstimator:
 
     def topic_vectors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """Rows restricted to the word and concept blocks, L2-normalised again."""
-        keep = (self.features._block != 1).astype(np.float64)
-        topic = sp.csr_matrix(matrix @ sp.diags(keep))
-        norms = np.sqrt(np.asarray(topic.multiply(topic).sum(axis=1)).ravel())
+        keep = self.features._block[matrix.indices] != 1
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[keep]
+        data = matrix.data[keep]
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=matrix.shape[0]))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ topic)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=matrix.shape[0]))])
+        return sp.csr_matrix((data / norms[rows], matrix.indices[keep], indptr), shape=matrix.shape)
 
     def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
         """Best word-and-concept similarity of each row to any training request."""
         if self.index.topic_matrix is None or self.index.topic_matrix.shape[0] == 0:
             return np.zeros(matrix.shape[0])
-        return best_similarity(self.topic_vectors(matrix), self.index.topic_matrix)
+        return best_similarity(self.topic_vectors(matrix), self.index.topic_t)
 
     def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar training requests per row: (indices, similarities), best first.
@@ -279,7 +295,7 @@ class TriageEstimator:
         if k == 0:
             return indices, values
         for lo in range(0, matrix.shape[0], _CHUNK):
-            block = (matrix[lo : lo + _CHUNK] @ self.index.matrix.T).toarray()
+            block = (matrix[lo : lo + _CHUNK] @ self.index.matrix_t).toarray()
             top = np.argpartition(-block, k - 1, axis=1)[:, :k]
             top_values = np.take_along_axis(block, top, axis=1)
             order = np.argsort(-top_values, axis=1, kind="stable")

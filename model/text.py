@@ -6,10 +6,10 @@ Everything the pickled artifact references lives here (the vectorizers call
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import re
+import runpy
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -100,9 +100,12 @@ def char_ngrams(word: str) -> tuple[str, ...]:
 def _stop_word_owners() -> dict[str, tuple[str, ...]]:
     """Each stop word with the languages whose spaCy stop-word list holds it."""
     owners: dict[str, list[str]] = {}
+    lang_dir = Path(spacy.__file__).parent / "lang"
     for lang in _DETECTION_LANGS:
-        module = importlib.import_module(f"spacy.lang.{lang}.stop_words")
-        for word in module.STOP_WORDS:
+        # Run the stop-word file alone: importing ``spacy.lang.fr`` would also compile the
+        # French tokenizer's exception regexes, which takes seconds.
+        stop_words = runpy.run_path(str(lang_dir / lang / "stop_words.py"))["STOP_WORDS"]
+        for word in stop_words:
             owners.setdefault(word.lower(), []).append(lang)
     return {word: tuple(langs) for word, langs in owners.items()}
 

@@ -33,6 +33,7 @@ from service.runtime import ModelHolder, SuggestBatcher
 from service.security import resolve_api_keys
 from service.settings import Settings
 from service.store import Store
+from service.webpage import mount_web
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("service.access")
@@ -194,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    mount_web(app, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 
 request_id_var: ContextVar[str | None] = ContextVar("triage_request_id", default=None)
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,8 +43,20 @@ class _TriageHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler this module installed, so configuring twice replaces it."""
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: object, **kwargs: object) -> logging.LogRecord:
+    # Stamp the id when the record is made: handlers may format it after the request ended.
+    record = _base_factory(*args, **kwargs)
+    if not hasattr(record, "request_id"):
+        record.request_id = request_id_var.get()
+    return record
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record to stderr as JSON; uvicorn's own loggers included."""
+    logging.setLogRecordFactory(_record_with_request_id)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, _TriageHandler):

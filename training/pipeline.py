@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
@@ -194,4 +195,4 @@ def novelty_threshold(X: object, quantile: float) -> float:
     """A low quantile of each training request's similarity to its nearest other request."""
     if X.shape[0] < 2:
         return 0.0
-    return float(np.quantile(best_similarity(X, X, exclude_self=True), quantile))
+    return float(np.quantile(best_similarity(X, sp.csr_matrix(X.T), exclude_self=True), quantile))

@@ -1,0 +1,269 @@
+"""Load test of ``POST /v1/suggest`` over loopback: latency percentiles, throughput, errors.
+
+    python benchmarks/load.py                       # against http://127.0.0.1:8000
+    python benchmarks/load.py --start --workers 2   # start the service itself first
+
+Defaults: 20,000 requests, 32 concurrent keep-alive connections, after 500 warm-up requests
+(not counted). The client is a minimal asyncio HTTP/1.1 client, so that on a 2-core machine
+as little CPU as possible goes to the load generator instead of the service.
+
+Texts: a built-in mix of German and English feature requests of different lengths, or
+``--texts FILE`` (JSON Lines with a ``text`` field, e.g. ``data/samples/eval.jsonl``).
+Goal on the 2-core machine (issue 3): p50 <= 10 ms, p99 <= 50 ms, >= 500 req/s, 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+TEXTS = [
+    "Bitte 2FA für das Admin-Portal",
+    "Kunde möchte eine andere Wartemusik für die Hotline-Queue, geht das?",
+    "Wie richten wir eine Feiertagsumleitung für die Zentrale ein?",
+    "Viele unserer Kunden wünschen sich eine native Integration mit Microsoft Teams, das würde "
+    "allen viel Zeit sparen.",
+    "Pentest-Ergebnis: Im Admin-Portal gibt es keine Sperre nach Fehlversuchen beim Login.",
+    "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein",
+    "Customer wants different hold music for the support queue, how do we set that up?",
+    "Native HubSpot integration would save all our customers time",
+    "Former employee can still log into the app, please fix",
+    "Pink phones for one customer's office, purely cosmetic",
+    "Please add an API to create users from our own provisioning tools; every partner would "
+    "use it on every project and it would save hours per rollout.",
+    "Our auditor requires that call recordings are deleted after 90 days (GDPR). Is there a "
+    "retention setting per tenant, or does this need a product change?",
+    "Copy a site's whole configuration to a new site in one step",
+    "Send a daily call report to the customer's manager",
+    "Die Anrufliste soll als CSV exportiert werden können, für alle Mandanten.",
+    "SRTP für alle Tischtelefone erzwingen – wo stellt man das ein?",
+]
+
+
+def load_texts(path: Path | None) -> list[str]:
+    if path is None:
+        return TEXTS
+    texts = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+    return texts
+
+
+class Counter:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.next = 0
+
+    def take(self) -> int | None:
+        if self.next >= self.total:
+            return None
+        self.next += 1
+        return self.next - 1
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("connection closed")
+    status = int(status_line.split()[1])
+    length = 0
+    chunked = False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value.strip())
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        return status, await reader.readexactly(length)
+    body = b""
+    while True:
+        size = int((await reader.readline()).strip(), 16)
+        if size == 0:
+            await reader.readline()
+            return status, body
+        body += await reader.readexactly(size)
+        await reader.readline()
+
+
+async def _connection(
+    host: str,
+    port: int,
+    path: str,
+    requests: list[bytes],
+    counter: Counter,
+    latencies: list[float],
+    errors: dict[str, int],
+    headers: bytes,
+) -> None:
+    reader = writer = None
+    while (i := counter.take()) is not None:
+        body = requests[i % len(requests)]
+        message = (
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            ).encode()
+            + headers
+            + b"\r\n"
+            + body
+        )
+        started = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            writer.write(message)
+            await writer.drain()
+            status, payload = await asyncio.wait_for(_read_response(reader), 30)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            continue
+        latencies.append(time.perf_counter() - started)
+        if status != 200 or b'"model_version"' not in payload:
+            errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
+    if writer is not None:
+        writer.close()
+
+
+async def run_load(
+    url: str, n: int, concurrency: int, texts: list[str], api_key: str | None = None
+) -> tuple[list[float], dict[str, int], float]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = (parts.path.rstrip("/") or "") + "/v1/suggest"
+    requests = [json.dumps({"text": t}, ensure_ascii=False).encode() for t in texts]
+    headers = f"X-API-Key: {api_key}\r\n".encode() if api_key else b""
+    counter = Counter(n)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(
+            _connection(host, port, path, requests, counter, latencies, errors, headers)
+            for _ in range(concurrency)
+        )
+    )
+    return latencies, errors, time.perf_counter() - started
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def start_service(host: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """The service as ``triage serve`` starts it (uvicorn, ``workers`` processes)."""
+    code = f"from service.server import serve; serve({host!r}, {port}, {workers}, None)"
+    env = {**os.environ, "TRIAGE_LOG_LEVEL": os.environ.get("TRIAGE_LOG_LEVEL", "WARNING")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, start_new_session=True
+    )
+    return process
+
+
+def wait_ready(url: str, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} not ready after {timeout:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("-n", "--requests", type=int, default=20_000)
+    parser.add_argument("-c", "--concurrency", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--texts", type=Path, help="JSON Lines with a 'text' field")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TRIAGE_BENCH_API_KEY"),
+        help="only needed when TRIAGE_SUGGEST_OPEN=false",
+    )
+    parser.add_argument("--start", action="store_true", help="start the service first")
+    parser.add_argument("--workers", type=int, default=2, help="with --start")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    process = None
+    if args.start:
+        parts = urlsplit(args.url)
+        process = start_service(parts.hostname or "127.0.0.1", parts.port or 8000, args.workers)
+    try:
+        wait_ready(args.url, 120 if args.start else 5)
+        texts = load_texts(args.texts)
+        if args.warmup:
+            # Warm-up also waits out workers still starting (readyz answers from the first).
+            asyncio.run(run_load(args.url, args.warmup, args.concurrency, texts, args.api_key))
+        latencies, errors, elapsed = asyncio.run(
+            run_load(args.url, args.requests, args.concurrency, texts, args.api_key)
+        )
+    finally:
+        if process is not None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+    ordered = sorted(latencies)
+    n_errors = sum(errors.values())
+    result = {
+        "url": args.url,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "seconds": round(elapsed, 2),
+        "requests_per_second": round(args.requests / elapsed, 1),
+        "p50_ms": round(percentile(ordered, 50) * 1000, 2),
+        "p95_ms": round(percentile(ordered, 95) * 1000, 2),
+        "p99_ms": round(percentile(ordered, 99) * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2) if ordered else None,
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
+        "errors": n_errors,
+        "error_kinds": errors,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{args.requests} requests to {args.url}/v1/suggest, concurrency "
+            f"{args.concurrency}, {elapsed:.1f} s"
+        )
+        print(
+            f"  p50 {result['p50_ms']} ms   p95 {result['p95_ms']} ms   "
+            f"p99 {result['p99_ms']} ms   max {result['max_ms']} ms"
+        )
+        print(f"  {result['requests_per_second']} requests/s   errors {n_errors} {errors or ''}")
+    return 1 if n_errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

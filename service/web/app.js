@@ -1,0 +1,894 @@
+// Request Triage review page. Plain browser JavaScript, no build step, no libraries.
+//
+// Safety rule: request text (titles, texts, comments, partner names, similar requests) is
+// user content. It is only ever put into the page with textContent / createTextNode, never
+// with innerHTML, so "<script>…" or "<img onerror=…>" shows up literally and runs nothing.
+"use strict";
+
+(() => {
+  const OUTCOMES = {
+    security_fix: "Prioritise: security fix",
+    partner_configures: "Partner: configure it",
+    prioritize_broad_value: "Prioritise: broad value",
+    decline_limited_use: "Decline early: limited use",
+    needs_review: "Needs review",
+  };
+  const LABEL_NAMES = {
+    msp_configurable: "Partner-configurable",
+    security: "Security",
+    broad_value: "Broad value",
+  };
+  const PAGE_SIZE = 50;
+  const SESSION_NAME = "triage.reviewer";
+  const SESSION_KEY = "triage.apiKey";
+
+  const state = {
+    config: { api_key_header: "X-API-Key", blind_review_share: 0 },
+    model: null, // GET /v1/model
+    labels: [],
+    inbox: { rows: [], total: 0, offset: 0, selected: 0 },
+    order: [], // request ids in the current inbox order, for next / previous
+    current: null, // GET /v1/requests/{id}
+    decision: null, // { labels: Set, outcomeTouched: bool }
+    hidden: new Set(), // labels whose highlights are switched off in the legend
+    busy: false,
+  };
+
+  // --- small DOM helpers (text only) ------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  function labelClass(label) {
+    const i = state.labels.indexOf(label);
+    return `lab-${i >= 0 ? Math.min(i, 3) : 3}`;
+  }
+
+  function labelName(label) {
+    return LABEL_NAMES[label] || label;
+  }
+
+  function labelChip(label) {
+    return el("span", { class: `chip lab ${labelClass(label)}`, title: label, "data-label": label }, labelName(label));
+  }
+
+  function outcomeBadge(node, outcome) {
+    node.className = `outcome o-${outcome}`;
+    node.textContent = OUTCOMES[outcome] || outcome;
+    node.dataset.outcome = outcome;
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return iso;
+    return date.toLocaleString(undefined, { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function show(node, visible) {
+    node.hidden = !visible;
+  }
+
+  let toastTimer = 0;
+  function toast(message) {
+    const node = $("toast");
+    node.textContent = message;
+    node.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { node.hidden = true; }, 4000);
+  }
+
+  // Outcome from labels, in the labeling guide's order.
+  function outcomeFor(labels) {
+    if (labels.has("security")) return "security_fix";
+    if (labels.has("msp_configurable")) return "partner_configures";
+    if (labels.has("broad_value")) return "prioritize_broad_value";
+    return "decline_limited_use";
+  }
+
+  // --- API ----------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super((problem && (problem.detail || problem.title)) || `HTTP ${status}`);
+      this.status = status;
+      this.problem = problem;
+    }
+  }
+
+  async function api(path, { method = "GET", body, raw = false } = {}) {
+    const headers = { Accept: "application/json" };
+    const key = sessionStorage.getItem(SESSION_KEY);
+    if (key) headers[state.config.api_key_header] = key;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      let problem = null;
+      try { problem = await response.json(); } catch (_) { /* not JSON */ }
+      if (response.status === 401 && path !== "/v1/suggest") signOut("Your API key was not accepted. Please sign in again.");
+      throw new ApiError(response.status, problem);
+    }
+    if (raw) return response;
+    return response.json();
+  }
+
+  function showError(node, error) {
+    node.textContent = error instanceof Error ? error.message : String(error);
+    node.hidden = false;
+  }
+
+  // --- session --------------------------------------------------------------------------------
+
+  function signedIn() {
+    return Boolean(sessionStorage.getItem(SESSION_KEY) && sessionStorage.getItem(SESSION_NAME));
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(SESSION_KEY);
+    sessionStorage.removeItem(SESSION_NAME);
+    renderWho();
+    if (message) showError($("login-error"), message);
+    if (!location.hash.startsWith("#/login")) {
+      state.after = location.hash;
+      location.hash = "#/login";
+    }
+  }
+
+  function renderWho() {
+    const name = sessionStorage.getItem(SESSION_NAME);
+    $("who-name").textContent = name ? `Reviewer: ${name}` : "";
+    show($("who"), Boolean(name));
+  }
+
+  async function onLogin(event) {
+    event.preventDefault();
+    const name = $("login-name").value.trim();
+    const key = $("login-key").value.trim();
+    const error = $("login-error");
+    error.hidden = true;
+    if (!name || !key) {
+      showError(error, "Please enter your name and the API key.");
+      return;
+    }
+    sessionStorage.setItem(SESSION_NAME, name);
+    sessionStorage.setItem(SESSION_KEY, key);
+    try {
+      await api("/v1/requests?limit=1");
+    } catch (err) {
+      if (err.status === 401) return; // signOut() already showed why
+      showError(error, err);
+      return;
+    }
+    $("login-key").value = "";
+    renderWho();
+    const target = state.after && !state.after.startsWith("#/login") ? state.after : "#/inbox";
+    state.after = null;
+    location.hash = target;
+  }
+
+  // --- routing --------------------------------------------------------------------------------
+
+  const VIEWS = ["login", "inbox", "request", "try", "model"];
+
+  function setView(name) {
+    for (const view of VIEWS) show($(`view-${view}`), view === name);
+    for (const link of document.querySelectorAll("[data-nav]")) {
+      if (link.dataset.nav === name || (name === "request" && link.dataset.nav === "inbox")) {
+        link.setAttribute("aria-current", "page");
+      } else {
+        link.removeAttribute("aria-current");
+      }
+    }
+    if (state.view !== name) $("main").focus({ preventScroll: true });
+    state.view = name;
+  }
+
+  async function route() {
+    const hash = location.hash || "#/inbox";
+    const [, view, arg] = hash.split("/");
+    if (view === "try") { setView("try"); return; }
+    if (view === "model") { setView("model"); loadModelPage(); return; }
+    if (!signedIn()) {
+      if (view !== "login") state.after = hash;
+      setView("login");
+      $("login-name").value = sessionStorage.getItem(SESSION_NAME) || "";
+      $("login-name").focus();
+      return;
+    }
+    if (view === "login") { location.hash = "#/inbox"; return; }
+    if (view === "request" && /^\d+$/.test(arg || "")) {
+      setView("request");
+      await openRequest(Number(arg));
+      return;
+    }
+    setView("inbox");
+    await loadInbox();
+  }
+
+  // --- inbox ----------------------------------------------------------------------------------
+
+  function filterQuery() {
+    const params = new URLSearchParams();
+    for (const name of ["status", "lang", "label", "outcome", "sort"]) {
+      const value = $(`f-${name}`).value;
+      if (value) params.set(name, value);
+    }
+    return params;
+  }
+
+  async function loadInbox() {
+    const error = $("inbox-error");
+    error.hidden = true;
+    const params = filterQuery();
+    params.set("limit", String(PAGE_SIZE));
+    params.set("offset", String(state.inbox.offset));
+    let response;
+    try {
+      response = await api(`/v1/requests?${params}`, { raw: true });
+    } catch (err) {
+      showError(error, err);
+      return;
+    }
+    const rows = await response.json();
+    state.inbox.rows = rows;
+    state.inbox.total = Number(response.headers.get("X-Total-Count") || rows.length);
+    state.order = rows.map((row) => row.id);
+    state.inbox.selected = Math.min(state.inbox.selected, Math.max(rows.length - 1, 0));
+    renderInbox();
+  }
+
+  function renderInbox() {
+    const body = clear($("inbox-rows"));
+    const { rows, total, offset } = state.inbox;
+    rows.forEach((row, i) => {
+      const hide = row.blind_review && row.status === "pending";
+      const title = row.title || row.text.split("\n")[0].slice(0, 120);
+      const tr = el(
+        "tr",
+        {
+          "data-id": row.id,
+          "aria-selected": i === state.inbox.selected ? "true" : "false",
+          onclick: () => { location.hash = `#/request/${row.id}`; },
+        },
+        el("td", { class: "c-id" }, `#${row.id}`),
+        el("td", { class: "c-received" }, fmtTime(row.received_at)),
+        el("td", { class: "c-lang" }, row.lang),
+        el(
+          "td",
+          { class: "snippet" },
+          el("a", { href: `#/request/${row.id}` }, title),
+          el("span", { class: "preview" }, row.title ? row.text : row.text.slice(title.length)),
+        ),
+        el("td", { class: "c-outcome" }, hide ? el("span", { class: "chip blind" }, "blind review") : outcomeCell(row)),
+        el("td", { class: "c-labels" }, ...(hide ? [] : row.labels.map(labelChip))),
+        el("td", { class: "c-status" }, el("span", { class: `chip status-${row.status}` }, row.status)),
+      );
+      body.append(tr);
+    });
+    show($("inbox-empty"), rows.length === 0);
+    show($("inbox-table"), rows.length > 0);
+    $("inbox-count").textContent = `(${total})`;
+    $("page-info").textContent = total ? `${offset + 1}–${offset + rows.length} of ${total}` : "";
+    $("page-prev").disabled = offset === 0;
+    $("page-next").disabled = offset + rows.length >= total;
+  }
+
+  function outcomeCell(row) {
+    const badge = el("span", {});
+    outcomeBadge(badge, row.outcome);
+    const band = state.model ? state.model.uncertainty_band : 0;
+    const uncertain = row.status === "pending" && row.margin < band;
+    return el("span", {}, badge, uncertain ? el("span", { class: "uncertain-tag", title: `closest score is ${row.margin.toFixed(2)} from its threshold` }, " uncertain") : null);
+  }
+
+  function moveSelection(step) {
+    const rows = state.inbox.rows;
+    if (!rows.length) return;
+    state.inbox.selected = Math.max(0, Math.min(rows.length - 1, state.inbox.selected + step));
+    for (const tr of $("inbox-rows").children) {
+      tr.setAttribute("aria-selected", tr.dataset.id === String(rows[state.inbox.selected].id) ? "true" : "false");
+    }
+    $("inbox-rows").children[state.inbox.selected].scrollIntoView({ block: "nearest" });
+  }
+
+  // --- highlights, bars, similar ----------------------------------------------------------------
+
+  // Split one field's text at every evidence boundary; each piece is a text node or a <mark>.
+  function renderHighlighted(node, text, field, perLabel) {
+    clear(node);
+    const spans = [];
+    for (const ls of perLabel) {
+      if (state.hidden.has(ls.label)) continue;
+      for (const ev of ls.evidence) {
+        if (ev.field !== field || ev.end <= ev.start) continue;
+        spans.push({ start: Math.max(0, ev.start), end: Math.min(text.length, ev.end), label: ls.label, weight: ev.weight });
+      }
+    }
+    const cuts = new Set([0, text.length]);
+    for (const s of spans) { cuts.add(s.start); cuts.add(s.end); }
+    const points = [...cuts].filter((x) => x >= 0 && x <= text.length).sort((a, b) => a - b);
+    for (let i = 0; i < points.length - 1; i++) {
+      const a = points[i];
+      const b = points[i + 1];
+      const piece = text.slice(a, b);
+      const over = spans.filter((s) => s.start <= a && s.end >= b);
+      if (!over.length) {
+        node.append(document.createTextNode(piece));
+        continue;
+      }
+      const pro = over.filter((s) => s.weight > 0).sort((x, y) => y.weight - x.weight);
+      const con = over.filter((s) => s.weight < 0).sort((x, y) => x.weight - y.weight);
+      const mark = el("mark", { class: "ev" }, piece);
+      if (pro.length) {
+        mark.classList.add("ev-for", labelClass(pro[0].label));
+        mark.dataset.for = [...new Set(pro.map((s) => s.label))].join(" ");
+        if (pro.length > 1 && pro[1].label !== pro[0].label) {
+          mark.classList.add("ev-multi");
+          mark.style.setProperty("--fill2", `var(--lab-${state.labels.indexOf(pro[1].label)}-fill, #ddd)`);
+        }
+      }
+      if (con.length) {
+        mark.classList.add("ev-against");
+        mark.dataset.against = [...new Set(con.map((s) => s.label))].join(" ");
+        if (pro.length) {
+          mark.style.setProperty("--c2", `var(--lab-${state.labels.indexOf(con[0].label)}, #666)`);
+        } else {
+          mark.classList.add(labelClass(con[0].label));
+        }
+      }
+      const why = over.map((s) => `${labelName(s.label)} ${s.weight > 0 ? "+" : "−"}${Math.abs(s.weight).toFixed(2)}`);
+      mark.title = `${pro.length ? "argues for" : "argues against"}: ${why.join(", ")}`;
+      node.append(mark);
+    }
+  }
+
+  function renderLegend(node, rerender) {
+    clear(node);
+    for (const label of state.labels) {
+      const on = !state.hidden.has(label);
+      node.append(
+        el(
+          "button",
+          {
+            type: "button",
+            class: labelClass(label),
+            "aria-pressed": on ? "true" : "false",
+            "aria-label": `Highlights for ${labelName(label)}`,
+            "data-label": label,
+            onclick: () => {
+              if (state.hidden.has(label)) state.hidden.delete(label); else state.hidden.add(label);
+              renderLegend(node, rerender);
+              rerender();
+            },
+          },
+          el("span", { class: "swatch", "aria-hidden": "true" }),
+          labelName(label),
+        ),
+      );
+    }
+    node.append(
+      el(
+        "span",
+        { class: "legend-against" },
+        el("span", { class: "swatch against lab-3", "aria-hidden": "true" }),
+        " dashed underline: argues against that label",
+      ),
+    );
+  }
+
+  function renderBars(node, suggestion) {
+    clear(node);
+    const band = suggestion.uncertainty_band || 0;
+    for (const ls of suggestion.per_label) {
+      const pct = (x) => `${Math.max(0, Math.min(100, x * 100)).toFixed(1)}%`;
+      const track = el(
+        "div",
+        {
+          class: "bar-track",
+          role: "meter",
+          "aria-valuemin": "0",
+          "aria-valuemax": "1",
+          "aria-valuenow": ls.score.toFixed(2),
+          "aria-label": `${labelName(ls.label)}: score ${ls.score.toFixed(2)}, threshold ${ls.threshold.toFixed(2)}`,
+        },
+      );
+      const bandNode = el("div", { class: "bar-band" });
+      bandNode.style.left = pct(ls.threshold - band);
+      bandNode.style.width = pct(Math.min(1, ls.threshold + band) - Math.max(0, ls.threshold - band));
+      const fill = el("div", { class: "bar-fill" });
+      fill.style.width = pct(ls.score);
+      const mark = el("div", { class: "bar-mark", "data-label": `threshold ${ls.threshold.toFixed(2)}`, title: "threshold" });
+      mark.style.left = pct(ls.threshold);
+      track.append(bandNode, fill, mark);
+      node.append(
+        el(
+          "div",
+          { class: `bar-row ${labelClass(ls.label)} ${ls.decision ? "yes" : "no"}`, "data-label": ls.label },
+          el(
+            "div",
+            { class: "bar-name" },
+            el("span", { class: "swatch", "aria-hidden": "true" }),
+            labelName(ls.label),
+            ls.uncertain ? el("span", { class: "uncertain-tag" }, "uncertain") : null,
+          ),
+          el("div", { class: "bar-value" }, `${ls.score.toFixed(2)} ${ls.decision ? "≥" : "<"} ${ls.threshold.toFixed(2)} · ${ls.decision ? "yes" : "no"}`),
+          track,
+        ),
+      );
+    }
+  }
+
+  function renderSimilar(node, similar) {
+    clear(node);
+    const items = (similar || []).slice(0, 5);
+    if (!items.length) {
+      node.append(el("li", { class: "muted" }, "No similar past requests."));
+      return;
+    }
+    for (const item of items) {
+      const labels = new Set(item.labels);
+      const chips = item.labels.length ? item.labels.map(labelChip) : [el("span", { class: "chip" }, "no label")];
+      const decision = el("span", {});
+      outcomeBadge(decision, outcomeFor(labels));
+      decision.classList.add("small");
+      node.append(
+        el(
+          "li",
+          {},
+          el("span", { class: "sim-text", title: "Click to show all", onclick: (e) => e.currentTarget.classList.toggle("open") }, item.text),
+          el(
+            "span",
+            { class: "sim-meta" },
+            `${item.lang} · similarity ${item.similarity.toFixed(2)} · decided: `,
+            ...chips,
+            decision,
+          ),
+        ),
+      );
+    }
+  }
+
+  function renderSuggestion(prefix, suggestion) {
+    outcomeBadge($(`${prefix}-outcome`), suggestion.outcome);
+    $(`${prefix}-rationale`).textContent = suggestion.rationale;
+    const notes = [];
+    if (suggestion.uncertain_labels.length) notes.push(`uncertain: ${suggestion.uncertain_labels.map(labelName).join(", ")}`);
+    if (suggestion.flags.length) notes.push(`flags: ${suggestion.flags.join(", ")}`);
+    notes.push(`model ${suggestion.model_version}`);
+    $(`${prefix}-flags`).textContent = notes.join(" · ");
+    renderBars($(`${prefix}-bars`), suggestion);
+  }
+
+  // --- request view ---------------------------------------------------------------------------
+
+  function isBlind(request) {
+    return request.blind_review && request.status === "pending" && !request.revealed;
+  }
+
+  async function openRequest(id) {
+    const error = $("req-error");
+    error.hidden = true;
+    if (!state.order.length) {
+      try { await loadInbox(); } catch (_) { /* the list only feeds next / previous */ }
+    }
+    let request;
+    try {
+      request = await api(`/v1/requests/${id}`);
+    } catch (err) {
+      showError(error, err);
+      return;
+    }
+    state.current = request;
+    const reviewed = request.review;
+    state.decision = {
+      labels: new Set(reviewed ? reviewed.labels : isBlind(request) ? [] : request.suggested_labels),
+      outcome: reviewed && reviewed.outcome ? reviewed.outcome : null,
+      outcomeTouched: Boolean(reviewed && reviewed.outcome),
+    };
+    $("decide-comment").value = reviewed && reviewed.comment ? reviewed.comment : "";
+    renderRequest();
+    $("main").focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  }
+
+  function renderRequest() {
+    const request = state.current;
+    if (!request) return;
+    const blind = isBlind(request);
+    const suggestion = request.suggestion;
+    $("req-h").textContent = `Request #${request.id}`;
+    const meta = clear($("req-meta"));
+    const parts = [
+      `received ${fmtTime(request.received_at)}`,
+      `language ${request.lang}`,
+      request.partner ? `partner ${request.partner}` : null,
+      request.customer ? `customer ${request.customer}` : null,
+      request.source ? `via ${request.source}` : null,
+      request.status,
+    ];
+    for (const part of parts) if (part) meta.append(el("span", {}, part));
+
+    const per = blind ? [] : suggestion.per_label;
+    const rerender = () => {
+      renderHighlighted($("req-title"), request.title || "", "title", per);
+      renderHighlighted($("req-text"), request.text, "text", per);
+    };
+    show($("req-title"), Boolean(request.title));
+    rerender();
+    show($("req-legend"), !blind);
+    if (!blind) renderLegend($("req-legend"), rerender);
+
+    show($("req-suggestion"), !blind);
+    show($("req-blind"), blind);
+    show($("req-similar-box"), !blind);
+    show($("btn-accept"), !blind);
+    $("btn-save").className = blind ? "primary wide" : "secondary wide";
+    if (!blind) {
+      renderSuggestion("req", suggestion);
+      renderSimilar($("req-similar"), suggestion.similar);
+    }
+    renderDemand(request, blind);
+
+    const current = $("req-current-review");
+    if (request.review) {
+      const r = request.review;
+      current.textContent = `Reviewed by ${r.reviewer} (${fmtTime(r.created_at)}): ${r.labels.map(labelName).join(", ") || "no label"}${r.blind ? " · blind" : ""}. Saving replaces this review; the history is kept.`;
+      current.hidden = false;
+    } else {
+      current.hidden = true;
+    }
+    renderDecision();
+
+    const pos = state.order.indexOf(request.id);
+    $("req-pos").textContent = pos >= 0 ? `${pos + 1} of ${state.order.length}` : "";
+    $("req-prev").disabled = pos <= 0;
+    $("req-next").disabled = pos < 0 || pos >= state.order.length - 1;
+  }
+
+  function renderDemand(request, blind) {
+    const demand = request.demand;
+    const box = $("req-demand-box");
+    if (!demand || blind) { box.hidden = true; return; }
+    box.hidden = false;
+    const text = demand.similar_requests
+      ? `${demand.similar_requests} earlier similar request(s) from ${demand.partners} partner(s) and ${demand.customers} customer(s)` +
+        (demand.broad ? " – broad demand." : ".")
+      : "No earlier similar requests in the inbox.";
+    $("req-demand").textContent = text;
+    const links = clear($("req-demand-links"));
+    for (const link of request.earlier_similar || []) {
+      links.append(el("li", {}, el("a", { href: `#/request/${link.id}` }, `#${link.id}`), ` (${link.similarity.toFixed(2)})`));
+    }
+  }
+
+  function renderDecision() {
+    const request = state.current;
+    const decision = state.decision;
+    const blind = isBlind(request);
+    const list = clear($("label-toggles"));
+    state.labels.forEach((label, i) => {
+      const on = decision.labels.has(label);
+      const changed = !blind && on !== request.suggested_labels.includes(label);
+      list.append(
+        el(
+          "button",
+          {
+            type: "button",
+            class: `toggle ${labelClass(label)}`,
+            "aria-pressed": on ? "true" : "false",
+            "aria-keyshortcuts": String(i + 1),
+            "data-label": label,
+            onclick: () => toggleLabel(label),
+          },
+          el("span", { class: "box", "aria-hidden": "true" }),
+          el("kbd", { "aria-hidden": "true" }, String(i + 1)),
+          labelName(label),
+          changed ? el("span", { class: "changed" }, "changed") : null,
+        ),
+      );
+    });
+    const select = $("decide-outcome");
+    if (!select.options.length) {
+      for (const [value, name] of Object.entries(OUTCOMES)) {
+        if (value !== "needs_review") select.append(el("option", { value }, name));
+      }
+    }
+    if (!decision.outcomeTouched) decision.outcome = outcomeFor(decision.labels);
+    select.value = decision.outcome;
+  }
+
+  function toggleLabel(label) {
+    if (!state.current || !state.labels.includes(label)) return;
+    const labels = state.decision.labels;
+    if (labels.has(label)) labels.delete(label); else labels.add(label);
+    renderDecision();
+  }
+
+  async function submitReview(accept) {
+    const request = state.current;
+    if (!request || state.busy) return;
+    const blind = isBlind(request);
+    if (accept && blind) return;
+    const labels = accept ? request.suggested_labels : state.labels.filter((l) => state.decision.labels.has(l));
+    let outcome = accept ? request.suggested_outcome : $("decide-outcome").value;
+    if (outcome === "needs_review") outcome = outcomeFor(new Set(labels));
+    const comment = $("decide-comment").value.trim();
+    const body = {
+      labels,
+      outcome,
+      reviewer: sessionStorage.getItem(SESSION_NAME),
+      blind,
+    };
+    if (comment) body.comment = comment;
+    state.busy = true;
+    for (const id of ["btn-accept", "btn-save"]) $(id).disabled = true;
+    let review;
+    try {
+      review = await api(`/v1/requests/${request.id}/review`, { method: "POST", body });
+    } catch (err) {
+      showError($("req-error"), err);
+      return;
+    } finally {
+      state.busy = false;
+      for (const id of ["btn-accept", "btn-save"]) $(id).disabled = false;
+    }
+    let message = `Saved review of #${request.id}`;
+    if (blind) {
+      const suggested = request.suggested_labels.map(labelName).join(", ") || "no label";
+      message += ` (blind). The model suggested: ${suggested} – ${review.labels_agreed ? "you agreed" : "you differ"}.`;
+    } else {
+      message += review.labels_agreed ? " (agrees with the suggestion)." : " (corrected).";
+    }
+    const next = await nextPending(request.id);
+    if (next) {
+      toast(message);
+      location.hash = `#/request/${next}`;
+    } else {
+      toast(`${message} All pending requests are decided.`);
+      state.inbox.offset = 0;
+      location.hash = "#/inbox";
+    }
+  }
+
+  async function nextPending(doneId) {
+    // Next in the inbox order after the one just decided, else the first pending one left.
+    const pos = state.order.indexOf(doneId);
+    const params = filterQuery();
+    params.set("status", "pending");
+    params.set("limit", String(PAGE_SIZE));
+    let pending = [];
+    try {
+      pending = await api(`/v1/requests?${params}`);
+    } catch (_) { /* fall back to the inbox */ }
+    const ids = new Set(pending.map((row) => row.id));
+    const after = state.order.slice(pos + 1).find((id) => ids.has(id) && id !== doneId);
+    const next = after || pending.map((row) => row.id).find((id) => id !== doneId);
+    if ($("f-status").value === "pending") state.order = pending.map((row) => row.id);
+    return next;
+  }
+
+  function step(delta) {
+    if (state.view === "inbox") { moveSelection(delta); return; }
+    if (state.view !== "request" || !state.current) return;
+    const pos = state.order.indexOf(state.current.id);
+    const target = state.order[pos + delta];
+    if (pos >= 0 && target !== undefined) location.hash = `#/request/${target}`;
+  }
+
+  // --- try a request --------------------------------------------------------------------------
+
+  async function onTry(event) {
+    event.preventDefault();
+    const text = $("try-text").value;
+    const title = $("try-title").value.trim();
+    const error = $("try-error");
+    error.hidden = true;
+    if (!text.trim()) { showError(error, "Please enter a text."); return; }
+    if (!state.labels.length) await loadModel();
+    let suggestion;
+    try {
+      suggestion = await api("/v1/suggest", { method: "POST", body: title ? { text, title } : { text } });
+    } catch (err) {
+      showError(error, err);
+      return;
+    }
+    const rerender = () => {
+      renderHighlighted($("try-res-title"), title, "title", suggestion.per_label);
+      renderHighlighted($("try-res-text"), text, "text", suggestion.per_label);
+    };
+    show($("try-res-title"), Boolean(title));
+    rerender();
+    renderLegend($("try-legend"), rerender);
+    renderSuggestion("try", suggestion);
+    renderSimilar($("try-similar"), suggestion.similar);
+    $("try-result").hidden = false;
+  }
+
+  // --- model page -----------------------------------------------------------------------------
+
+  async function loadModel() {
+    state.model = await api("/v1/model");
+    state.labels = state.model.labels.length ? state.model.labels : Object.keys(LABEL_NAMES);
+    fillFilterOptions();
+    $("keys-labels").textContent = "";
+    state.labels.forEach((label, i) => {
+      $("keys-labels").append(el("kbd", {}, String(i + 1)), " ");
+    });
+    return state.model;
+  }
+
+  function fillFilterOptions() {
+    const label = $("f-label");
+    if (label.options.length <= 1) {
+      for (const name of state.labels) label.append(el("option", { value: name }, labelName(name)));
+    }
+    const outcome = $("f-outcome");
+    if (outcome.options.length <= 1) {
+      for (const [value, name] of Object.entries(OUTCOMES)) outcome.append(el("option", { value }, name));
+    }
+  }
+
+  async function loadModelPage() {
+    const error = $("model-error");
+    error.hidden = true;
+    let model;
+    let report;
+    try {
+      [model, report] = await Promise.all([loadModel(), api("/v1/model/report")]);
+    } catch (err) {
+      showError(error, err);
+      return;
+    }
+    const facts = clear($("model-facts"));
+    const rows = [
+      ["Version", model.version || "no model loaded"],
+      ["Trained", fmtTime(model.trained_at)],
+      ["Loaded", fmtTime(model.loaded_at)],
+      ["Registry current", model.registry_current],
+      ["Uncertainty band", `± ${model.uncertainty_band}`],
+      ["Blind review share", `${Math.round((state.config.blind_review_share || 0) * 100)} % of requests`],
+    ];
+    if (model.last_reload_error) rows.push(["Last reload refused", model.last_reload_error]);
+    for (const [key, value] of rows) {
+      if (value === null || value === undefined || value === "") continue;
+      facts.append(el("dt", {}, key), el("dd", {}, String(value)));
+    }
+    const m = model.metrics || {};
+    const num = (x) => (typeof x === "number" ? x.toFixed(3) : "–");
+    const summary = [];
+    if (m.n !== undefined) summary.push(`${m.n} evaluation requests`);
+    if (m.macro_f1 !== undefined) summary.push(`macro F1 ${num(m.macro_f1)}`);
+    if (m.micro_f1 !== undefined) summary.push(`micro F1 ${num(m.micro_f1)}`);
+    if (m.subset_accuracy !== undefined) summary.push(`subset accuracy ${num(m.subset_accuracy)}`);
+    for (const [lang, v] of Object.entries(m.per_language || {})) summary.push(`${lang}: macro F1 ${num(v.macro_f1)} (n=${v.n})`);
+    $("model-summary").textContent = summary.join(" · ") || "No metrics recorded.";
+    const body = clear($("model-metrics").tBodies[0]);
+    for (const [label, v] of Object.entries(m.per_label || {})) {
+      body.append(
+        el(
+          "tr",
+          {},
+          el("td", {}, labelChip(label)),
+          el("td", {}, num(v.precision)),
+          el("td", {}, num(v.recall)),
+          el("td", {}, num(v.f1)),
+          el("td", {}, String(v.support ?? "–")),
+          el("td", {}, num((model.thresholds || {})[label])),
+        ),
+      );
+    }
+    const pictures = clear($("model-pictures"));
+    const captions = { f1: "F1 per label and language", confusion: "Confusion matrix", pr: "Precision-recall curve" };
+    for (const picture of report.pictures) {
+      const caption = picture.label ? `${captions[picture.kind]}: ${labelName(picture.label)}` : captions[picture.kind];
+      pictures.append(
+        el(
+          "figure",
+          { class: picture.kind === "f1" ? "wide" : null },
+          el("img", {
+            src: `/v1/model/report/${encodeURIComponent(picture.name)}.png?v=${encodeURIComponent(report.version)}`,
+            alt: caption,
+            loading: "lazy",
+          }),
+          el("figcaption", {}, caption),
+        ),
+      );
+    }
+    if (!report.pictures.length) pictures.append(el("p", { class: "muted" }, "This version has no report pictures."));
+  }
+
+  // --- keyboard -------------------------------------------------------------------------------
+
+  function onKey(event) {
+    const target = event.target;
+    const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && state.view === "request") {
+      event.preventDefault();
+      submitReview(false);
+      return;
+    }
+    if (typing) {
+      if (event.key === "Escape") target.blur();
+      return;
+    }
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    const key = event.key;
+    const inRequest = state.view === "request" && state.current;
+    let handled = true;
+    if (key === "j" || (key === "ArrowRight" && inRequest) || (key === "ArrowDown" && state.view === "inbox")) step(1);
+    else if (key === "k" || (key === "ArrowLeft" && inRequest) || (key === "ArrowUp" && state.view === "inbox")) step(-1);
+    else if (key === "Enter" && state.view === "inbox" && state.inbox.rows.length && !(target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement)) {
+      location.hash = `#/request/${state.inbox.rows[state.inbox.selected].id}`;
+    } else if (key === "a" && inRequest) submitReview(true);
+    else if (key === "s" && inRequest) submitReview(false);
+    else if (key === "c" && inRequest) $("decide-comment").focus();
+    else if (/^[1-9]$/.test(key) && inRequest && state.labels[Number(key) - 1]) toggleLabel(state.labels[Number(key) - 1]);
+    else if ((key === "Escape" || key === "i") && state.view !== "login") location.hash = "#/inbox";
+    else if (key === "t") location.hash = "#/try";
+    else if (key === "m") location.hash = "#/model";
+    else handled = false;
+    if (handled) event.preventDefault();
+  }
+
+  // --- start ------------------------------------------------------------------------------------
+
+  async function start() {
+    try {
+      state.config = await api("/v1/web/config");
+      $("key-header").textContent = state.config.api_key_header;
+    } catch (_) { /* defaults */ }
+    try {
+      await loadModel();
+    } catch (_) {
+      fillFilterOptions();
+    }
+    renderWho();
+    $("login-form").addEventListener("submit", onLogin);
+    $("sign-out").addEventListener("click", () => signOut());
+    $("filters").addEventListener("change", () => { state.inbox.offset = 0; state.inbox.selected = 0; loadInbox(); });
+    $("filters").addEventListener("submit", (e) => e.preventDefault());
+    $("inbox-refresh").addEventListener("click", loadInbox);
+    $("page-prev").addEventListener("click", () => { state.inbox.offset = Math.max(0, state.inbox.offset - PAGE_SIZE); loadInbox(); });
+    $("page-next").addEventListener("click", () => { state.inbox.offset += PAGE_SIZE; loadInbox(); });
+    $("req-prev").addEventListener("click", () => step(-1));
+    $("req-next").addEventListener("click", () => step(1));
+    $("btn-accept").addEventListener("click", () => submitReview(true));
+    $("btn-save").addEventListener("click", () => submitReview(false));
+    $("decide-outcome").addEventListener("change", (e) => {
+      state.decision.outcome = e.target.value;
+      state.decision.outcomeTouched = true;
+    });
+    $("try-form").addEventListener("submit", onTry);
+    document.addEventListener("keydown", onKey);
+    window.addEventListener("hashchange", route);
+    await route();
+    document.body.dataset.ready = "true";
+  }
+
+  start();
+})();

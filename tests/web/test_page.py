@@ -1,0 +1,283 @@
+"""The review page in a real browser (Debian's Chromium, headless, driven by Playwright).
+
+Intake three requests through the API (German, English, one with HTML in it), find them in the
+inbox, check highlights and bars, accept one, correct another's labels with the keyboard, and
+find both reviews in ``GET /v1/reviews/export``; no script from a request may ever run.
+Screenshots go to ``test-artifacts/web/``; ``TRIAGE_DOCS_SCREENSHOT=1`` also refreshes
+``docs/request-view.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from web_testing import API_KEY, AUTH, REPO_ROOT, ThreadedServer
+
+REVIEWER = "Jana Dietrich"
+GERMAN = {
+    "title": "Zwei-Faktor-Anmeldung für das Admin-Portal",
+    "text": "Viele unserer Kunden möchten, dass sich Administratoren im Portal nur noch mit "
+    "2FA anmelden. Nach dem letzten Pentest gilt das Passwort allein als Sicherheitslücke. "
+    "Eine SSO-Integration würde außerdem allen Kunden Zeit sparen.",
+    "partner": "Muster IT GmbH",
+    "customer": "Bäckerei Groß",
+    "source": "form",
+    "received_at": "2025-01-14T10:30:00Z",
+}
+ENGLISH = {
+    "title": "Hold music for the hotline",
+    "text": "Our customer wants a different hold music and a new greeting for the hotline "
+    "queue. How do we set that up?",
+    "partner": "Acme Telecom Ltd",
+    "customer": "Northwind Insurance",
+    "source": "mail",
+    "received_at": "2025-01-14T09:30:00Z",
+}
+HOSTILE = {
+    "title": "Export <script>alert(1)</script>",
+    "text": "Please add CSV export of call reports <img src=x onerror=alert(1)> "
+    '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 1"> '
+    "for all our customers.",
+    "partner": "<b>Evil</b> Corp",
+    "source": "form",
+    "received_at": "2025-01-14T08:30:00Z",
+}
+LABEL_KEYS = {"msp_configurable": "1", "security": "2", "broad_value": "3"}
+
+
+def intake(server: ThreadedServer, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(server.url + "/v1/requests", json=body, headers=AUTH, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def stored(server: ThreadedServer, request_id: int) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/v1/requests/{request_id}", headers=AUTH, timeout=30).json()
+
+
+def exported(server: ThreadedServer) -> dict[str, dict[str, Any]]:
+    response = httpx.get(server.url + "/v1/reviews/export", headers=AUTH, timeout=30)
+    assert response.status_code == 200
+    records = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+    return {record["id"]: record for record in records}
+
+
+class Watch:
+    """What must never happen on the page: dialogs, script errors, failed API calls."""
+
+    def __init__(self, page: Any) -> None:
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("response", lambda r: r.status >= 400 and self.failed.append(r.url))
+
+    def assert_clean(self, page: Any) -> None:
+        assert self.dialogs == [], "a dialog opened: a request's script ran"
+        assert page.evaluate("window.__xss") is None, "a request's script ran"
+        assert self.errors == []
+        assert self.failed == []
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[..., tuple[Any, Watch]]]:
+    contexts: list[Any] = []
+
+    def open_(server: ThreadedServer, width: int = 1280, height: int = 800) -> tuple[Any, Watch]:
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, locale="en-GB", timezone_id="UTC"
+        )
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        watch = Watch(page)
+        page.goto(server.url + "/")
+        page.get_by_label("Reviewer name").fill(REVIEWER)
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"#/inbox$"))
+        return page, watch
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def wait_for_request(page: Any, request_id: int) -> None:
+    page.wait_for_url(re.compile(rf"#/request/{request_id}$"))
+    page.wait_for_function(
+        "id => document.getElementById('req-h').textContent === `Request #${id}`", arg=request_id
+    )
+
+
+def test_review_flow_in_the_browser(
+    web_server: ThreadedServer, open_page: Callable[..., tuple[Any, Watch]], artifacts: Path
+) -> None:
+    de, en, hostile = (intake(web_server, body) for body in (GERMAN, ENGLISH, HOSTILE))
+    page, watch = open_page(web_server)
+
+    # Inbox: newest first, request text shown as text.
+    rows = page.locator("#inbox-rows tr")
+    rows.filter(has_text=HOSTILE["title"]).wait_for()
+    ids = [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.id)")]
+    assert ids.index(de["id"]) < ids.index(en["id"]) < ids.index(hostile["id"])
+    assert page.locator("#inbox-rows img, #inbox-rows script").count() == 0
+    de_row = page.locator(f"#inbox-rows tr[data-id='{de['id']}']")
+    assert de_row.locator(".c-lang").inner_text() == "de"
+
+    # Request view: highlights per label, bars with thresholds, outcome, five similar.
+    de_row.get_by_role("link").click()
+    wait_for_request(page, de["id"])
+    suggestion = de["suggestion"]
+    assert page.locator("#req-text").text_content() == GERMAN["text"]
+    assert page.locator("#req-title").text_content() == GERMAN["title"]
+    for_security = "#req-text mark[data-for~='security'], #req-title mark[data-for~='security']"
+    assert page.locator(for_security).count() >= 1
+    for ls in suggestion["per_label"]:
+        for ev in ls["evidence"]:
+            field = GERMAN[ev["field"]]
+            assert field[ev["start"] : ev["end"]] == ev["text"]
+    marked = page.locator("#req-text mark.ev-for, #req-title mark.ev-for").all_text_contents()
+    supporting = {ev["text"] for ls in suggestion["per_label"] for ev in ls["evidence"]}
+    assert marked and all(any(m in s for s in supporting) for m in marked)
+    assert page.locator(".legend button[data-label='security']").get_attribute("aria-pressed") == (
+        "true"
+    )
+    bars = page.locator("#req-bars .bar-row")
+    assert bars.count() == len(suggestion["per_label"])
+    for ls in suggestion["per_label"]:
+        row = page.locator(f"#req-bars .bar-row[data-label='{ls['label']}']")
+        meter = row.get_by_role("meter")
+        assert float(meter.get_attribute("aria-valuenow")) == pytest.approx(ls["score"], abs=0.01)
+        mark_left = row.locator(".bar-mark").evaluate("m => parseFloat(m.style.left)")
+        assert mark_left == pytest.approx(ls["threshold"] * 100, abs=0.1)
+        assert ("yes" in row.get_attribute("class").split()) == ls["decision"]
+    assert "security" in suggestion["labels"]
+    assert page.locator("#req-outcome").get_attribute("data-outcome") == suggestion["outcome"]
+    assert page.locator("#req-rationale").text_content() == suggestion["rationale"]
+    assert page.locator("#req-similar li").count() == min(5, len(suggestion["similar"]))
+    assert page.get_by_text("Keyboard shortcuts").is_visible()
+    page.screenshot(path=artifacts / "request-view.png")
+    if os.environ.get("TRIAGE_DOCS_SCREENSHOT") == "1":
+        (REPO_ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(artifacts / "request-view.png", REPO_ROOT / "docs" / "request-view.png")
+
+    # Accept in one click; the next pending request opens.
+    page.get_by_role("button", name="Accept suggestion").click()
+    wait_for_request(page, en["id"])
+
+    # Correct the English one with the keyboard: toggle two labels, comment, save.
+    suggested = set(en["suggestion"]["labels"])
+    toggled = {"security", "broad_value"}
+    expected = suggested ^ toggled
+    page.keyboard.press(LABEL_KEYS["security"])
+    page.keyboard.press(LABEL_KEYS["broad_value"])
+    for label, key in LABEL_KEYS.items():
+        toggle = page.locator(f"#label-toggles [data-label='{label}']")
+        assert toggle.get_attribute("aria-pressed") == str(label in expected).lower(), key
+    page.keyboard.press("c")
+    page.keyboard.type("Hold music is a tenant setting.")
+    page.keyboard.press("Control+Enter")
+    wait_for_request(page, hostile["id"])
+
+    # The hostile one: shown literally, nothing ran.
+    assert page.locator("#req-title").text_content() == HOSTILE["title"]
+    assert page.locator("#req-text").text_content() == HOSTILE["text"]
+    assert HOSTILE["partner"] in page.locator("#req-meta").text_content()
+    assert page.locator("#req-text img, #req-title img, #req-text script, #req-meta b").count() == 0
+    page.screenshot(path=artifacts / "request-view-hostile.png")
+
+    # Both reviews are stored as decided.
+    records = exported(web_server)
+    accepted = records[f"inbox-{de['id']}"]
+    assert accepted["labels"] == suggestion["labels"]
+    assert accepted["reviewer"] == REVIEWER and accepted["blind"] is False
+    corrected = records[f"inbox-{en['id']}"]
+    assert set(corrected["labels"]) == expected
+    assert corrected["reviewer"] == REVIEWER and corrected["blind"] is False
+    review = stored(web_server, en["id"])["review"]
+    assert review["comment"] == "Hold music is a tenant setting." and not review["labels_agreed"]
+    assert f"inbox-{hostile['id']}" not in records
+    watch.assert_clean(page)
+
+
+def test_blind_review_hides_the_suggestion_until_decided(
+    start_web: Callable[..., ThreadedServer],
+    open_page: Callable[..., tuple[Any, Watch]],
+    artifacts: Path,
+) -> None:
+    server = start_web(blind_review_share=1.0)
+    created = intake(server, GERMAN)
+    page, watch = open_page(server)
+    page.locator("#inbox-rows tr").first.wait_for()
+    assert page.locator("#inbox-rows .chip.blind").count() == 1
+    assert page.locator("#inbox-rows .c-labels .chip").count() == 0
+    page.keyboard.press("Enter")
+    wait_for_request(page, created["id"])
+    assert page.locator("#req-text").text_content() == GERMAN["text"]
+    assert page.locator("#req-text mark, #req-title mark").count() == 0
+    for hidden in ("#req-suggestion", "#req-similar-box", "#btn-accept", "#req-legend"):
+        assert page.locator(hidden).is_hidden(), hidden
+    assert page.locator("#req-blind").is_visible()
+    assert page.locator("#label-toggles [aria-pressed='true']").count() == 0
+    page.screenshot(path=artifacts / "request-view-blind.png")
+    page.keyboard.press("a")  # nothing to accept: no review
+    page.keyboard.press(LABEL_KEYS["security"])
+    page.keyboard.press("s")
+    page.locator("#toast").filter(has_text="The model suggested").wait_for()
+    record = exported(server)[f"inbox-{created['id']}"]
+    assert record["blind"] is True and record["labels"] == ["security"]
+    assert len(stored(server, created["id"])["reviews"]) == 1
+    watch.assert_clean(page)
+
+
+def test_phone_width_try_box_and_model_page(
+    web_server: ThreadedServer, open_page: Callable[..., tuple[Any, Watch]], artifacts: Path
+) -> None:
+    created = intake(web_server, {**GERMAN, "received_at": "2025-01-15T07:00:00Z"})
+    page, watch = open_page(web_server, width=390, height=844)
+    no_overflow = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    page.locator(f"#inbox-rows tr[data-id='{created['id']}']").wait_for()
+    assert page.evaluate(no_overflow)
+    page.goto(f"{web_server.url}/#/request/{created['id']}")
+    wait_for_request(page, created["id"])
+    page.locator("#req-bars .bar-row").first.wait_for()
+    assert page.evaluate(no_overflow)
+    accept = page.get_by_role("button", name="Accept suggestion")
+    assert accept.is_visible() and accept.bounding_box()["width"] <= 390
+    page.screenshot(path=artifacts / "request-view-phone.png", full_page=True)
+
+    # Try a request: suggested, not stored.
+    total_before = httpx.get(web_server.url + "/v1/requests", headers=AUTH).headers["x-total-count"]
+    page.get_by_role("link", name="Try a request").click()
+    tried = "Bitte 2FA für das Admin-Portal <img src=x onerror=alert(1)>"
+    page.get_by_label("Text to try").fill(tried)
+    page.get_by_role("button", name="Suggest", exact=True).click()
+    page.locator("#try-bars .bar-row").first.wait_for()
+    assert page.locator("#try-outcome").get_attribute("data-outcome") == "security_fix"
+    assert page.locator("#try-res-text mark").count() >= 1
+    assert page.locator("#try-res-text").text_content() == tried
+    assert page.locator("#try-res-text img").count() == 0
+    total_after = httpx.get(web_server.url + "/v1/requests", headers=AUTH).headers["x-total-count"]
+    assert total_after == total_before
+
+    # Model page: metrics and the report pictures, loaded.
+    page.get_by_role("link", name="Model").click()
+    page.locator("#model-pictures img").first.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#model-pictures img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.locator("#model-pictures img").count() >= 7
+    assert page.locator("#model-metrics tbody tr").count() == 3
+    assert page.evaluate(no_overflow)
+    watch.assert_clean(page)
