@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,7 +207,7 @@ def _mix(samples: list[Sample]) -> dict[str, Any]:
 
 
 def retrain(
-    reviewed: list[ReviewedRequest],
+    reviewed: list[ReviewedRequest] | Callable[[], list[ReviewedRequest]],
     model_dir: Path | None = None,
     data_paths: list[Path] | None = None,
     eval_path: Path | None = None,
@@ -217,12 +217,18 @@ def retrain(
     dry_run: bool = False,
     progress: Progress = _no_progress,
 ) -> RetrainResult:
-    """Train a challenger, compare it with the champion, promote it only if it passes."""
+    """Train a challenger, compare it with the champion, promote it only if it passes.
+
+    ``reviewed`` may be a function that reads the reviews: it is then called under the lock,
+    so a second concurrent run is refused before it reads anything.
+    """
     registry = Registry(model_dir)
     config = config or load_config()
     gate = gate or Gate()
     with retrain_lock(registry.root):
         started = time.perf_counter()
+        if callable(reviewed):
+            reviewed = reviewed()
         base_files = load_many(data_paths or [DEFAULT_TRAIN])
         eval_samples = load_samples(eval_path or DEFAULT_EVAL).samples
         base = [s for f in base_files for s in f.samples]

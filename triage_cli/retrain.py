@@ -10,6 +10,7 @@ def reviewed_from_store(database_url: str) -> list[ReviewedRequest]:
     """Every reviewed request with its latest review: the only human-made training data."""
     store = Store(database_url)
     try:
+        store.migrate()  # a store the service has not created yet simply has no reviews
         return [
             ReviewedRequest(
                 id=str(row["id"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,78 @@ def test_collect_latest_review_wins_and_holdout_is_never_trained_on() -> None:
     assert held and not held & {s.text for s in training}
     assert all(in_holdout(s.id.removeprefix("review-"), 0.2) for s in holdout)
     assert in_holdout("r17", 0.2) == in_holdout("r17", 0.2)
+
+
+def test_cli_retrain_from_the_store_is_picked_up_by_the_service(weak_champion, tmp_path) -> None:
+    """Reviews stored through the API → `triage retrain` promotes → GET /v1/model reports it."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from service.app import create_app
+    from service.settings import Settings
+    from triage_cli.main import app as cli
+
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    database = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    settings = Settings(
+        model_dir=models,
+        database_url=database,
+        api_keys=("k",),
+        api_key_file=tmp_path / "api-key",
+        reload_interval=0,
+    )
+    auth = {"X-API-Key": "k"}
+    with TestClient(create_app(settings)) as client:
+        champion = client.get("/v1/model").json()["version"]
+        for k, sample in enumerate(ALL[250:850]):
+            created = client.post(
+                "/v1/requests", headers=auth, json={"text": sample.text, "partner": f"p{k % 7}"}
+            )
+            assert created.status_code == 201, created.text
+            review = client.post(
+                f"/v1/requests/{created.json()['id']}/review",
+                headers=auth,
+                json={"labels": list(sample.labels), "reviewer": "jd"},
+            )
+            assert review.status_code in (200, 201), review.text
+        result = CliRunner().invoke(
+            cli,
+            [
+                "retrain",
+                "--model-dir",
+                str(models),
+                "--database-url",
+                database,
+                "--data",
+                str(weak_champion[1]),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip().splitlines()[-1] == "promoted"
+        assert client.post("/v1/model/reload", headers=auth).status_code in (200, 202)
+        for _ in range(100):
+            version = client.get("/v1/model").json()["version"]
+            if version != champion:
+                break
+            time.sleep(0.1)
+        assert version == Registry(models).current() != champion
+
+
+def test_cli_retrain_refuses_a_second_run(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from triage_cli.main import app as cli
+
+    with retrain_lock(tmp_path):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "retrain",
+                "--model-dir",
+                str(tmp_path),
+                "--database-url",
+                f"sqlite:///{tmp_path / 's.db'}",
+            ],
+        )
+    assert result.exit_code == 3
+    assert "another retraining run" in result.output
