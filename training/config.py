@@ -29,6 +29,7 @@ class TrainConfig:
     max_chars: int = 20_000
     use_concepts: bool = True
     use_char_ngrams: bool = True
+    n_jobs: int = 0  # worker processes for cross-validation; 0: one per core
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,8 @@ training data, so neither is tuned on the requests it is judged by.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,22 +82,53 @@ def _fit_linear(X: object, y: np.ndarray, config: TrainConfig) -> tuple[np.ndarr
     return clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
 
 
+_FOLD_STATE: tuple[list[Analysis], np.ndarray, TrainConfig] | None = None
+
+
+def _fold_scores(fold: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Fit on one fold's training part, score its test part (runs in a worker process)."""
+    assert _FOLD_STATE is not None
+    analyses, Y, config = _FOLD_STATE
+    train_idx, test_idx = fold
+    features = fit_features([analyses[i] for i in train_idx], config)
+    X_train = features.transform([analyses[i] for i in train_idx])
+    X_test = features.transform([analyses[i] for i in test_idx])
+    scores = np.zeros((len(test_idx), len(LABELS)))
+    for j in range(len(LABELS)):
+        coef, intercept = _fit_linear(X_train, Y[train_idx, j], config)
+        scores[:, j] = X_test @ coef + intercept
+    return test_idx, scores
+
+
 def out_of_fold_scores(
     analyses: list[Analysis], Y: np.ndarray, config: TrainConfig, progress: Progress
 ) -> np.ndarray:
-    """Raw linear scores of each sample from a model that did not see it (samples × labels)."""
+    """Raw linear scores of each sample from a model that did not see it (samples × labels).
+
+    Each fold fits its own vocabulary, so the scores are honest about unseen words. Folds run
+    in parallel worker processes (forked: the analysed texts are shared, not copied).
+    """
+    global _FOLD_STATE
     n_splits = min(config.cv_folds, len(analyses))
-    folds = KFold(n_splits=n_splits, shuffle=True, random_state=config.seed)
+    folds = list(KFold(n_splits=n_splits, shuffle=True, random_state=config.seed).split(analyses))
+    jobs = min(config.n_jobs if config.n_jobs > 0 else os.cpu_count() or 1, n_splits)
     scores = np.zeros(Y.shape, dtype=np.float64)
-    for k, (train_idx, test_idx) in enumerate(folds.split(analyses)):
-        progress("cross-validation", k, n_splits)
-        features = fit_features([analyses[i] for i in train_idx], config)
-        X_train = features.transform([analyses[i] for i in train_idx])
-        X_test = features.transform([analyses[i] for i in test_idx])
-        for j in range(len(LABELS)):
-            coef, intercept = _fit_linear(X_train, Y[train_idx, j], config)
-            scores[test_idx, j] = X_test @ coef + intercept
-    progress("cross-validation", n_splits, n_splits)
+    progress("cross-validation", 0, n_splits)
+    _FOLD_STATE = (analyses, Y, config)
+    try:
+        if jobs > 1:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                results = pool.imap_unordered(_fold_scores, folds)
+                for done, (test_idx, fold_scores) in enumerate(results, start=1):
+                    scores[test_idx] = fold_scores
+                    progress("cross-validation", done, n_splits)
+        else:
+            for done, fold in enumerate(folds, start=1):
+                test_idx, fold_scores = _fold_scores(fold)
+                scores[test_idx] = fold_scores
+                progress("cross-validation", done, n_splits)
+    finally:
+        _FOLD_STATE = None
     return scores
 
 

@@ -33,27 +33,17 @@ class TrainResult:
     seconds: float
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=5
+    ).stdout.strip()
+
+
 def git_revision() -> tuple[str | None, bool]:
     """Short commit of the working tree and whether it has uncommitted changes."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=7", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=5,
-            ).stdout.strip()
-        )
+        sha = _git("rev-parse", "--short=7", "HEAD")
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
         return sha or None, dirty
     except (OSError, subprocess.SubprocessError):
         return None, False
