@@ -73,13 +73,20 @@ def main() -> None:
         champion = Path(tmp) / "champion"
         print("training the champion on data/samples …", file=sys.stderr)
         train(model_dir=champion)
-        print(f"{'reviews':>9}{'trained on':>12}{'wall s':>9}{'peak MB':>9}{'artifact MB':>13}")
+        print(
+            f"{'reviews':>9}{'trained on':>12}{'wall s':>9}{'main MB':>9}{'worker MB':>11}"
+            f"{'all PSS MB':>10}{'artifact MB':>13}"
+        )
         for n in args.sizes:
             print(f"  retraining with {n:,} reviews …", file=sys.stderr)
             row = isolated(lambda n=n: run(n, champion))
+            # Memory in use at once: proportional set size of the run and its fold workers,
+            # sampled every 0.25 s (pages the forked workers share are counted once).
+            total = row["peak_pss_total_mb"]
             print(
                 f"{row['n']:>9,}{row['trained_on']:>12,}{row['seconds']:>9.0f}"
-                f"{row['peak_rss_mb']:>9.0f}{row['artifact_mb']:>13.1f}",
+                f"{row['peak_rss_mb']:>9.0f}{row['worker_peak_rss_mb']:>11.0f}{total:>10.0f}"
+                f"{row['artifact_mb']:>13.1f}",
                 flush=True,
             )
 
