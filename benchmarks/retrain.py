@@ -75,7 +75,7 @@ def main() -> None:
         train(model_dir=champion)
         print(
             f"{'reviews':>9}{'trained on':>12}{'wall s':>9}{'main MB':>9}{'worker MB':>11}"
-            f"{'all PSS MB':>10}{'artifact MB':>13}"
+            f"{'all PSS MB':>12}{'artifact MB':>13}"
         )
         for n in args.sizes:
             print(f"  retraining with {n:,} reviews …", file=sys.stderr)
@@ -85,7 +85,7 @@ def main() -> None:
             total = row["peak_pss_total_mb"]
             print(
                 f"{row['n']:>9,}{row['trained_on']:>12,}{row['seconds']:>9.0f}"
-                f"{row['peak_rss_mb']:>9.0f}{row['worker_peak_rss_mb']:>11.0f}{total:>10.0f}"
+                f"{row['peak_rss_mb']:>9.0f}{row['worker_peak_rss_mb']:>11.0f}{total:>12.0f}"
                 f"{row['artifact_mb']:>13.1f}",
                 flush=True,
             )
