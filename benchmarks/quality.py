@@ -10,12 +10,16 @@ Systems, all trained on the same requests and judged on the same held-out ones:
   blank multi-language pipeline, fixed epochs and seed, threshold 0.5. Nothing is downloaded.
 - ``ours``: ``training.pipeline.fit_estimator`` with the default config, and two ablations.
 
-Run from the repository root::
+Then repeated K-fold cross-validation over train+eval (3 × 5 folds, fixed seed, the same folds
+for every system) for the keyword rules, the scikit-learn baseline and ours; spaCy and the
+ablations join with ``--cv-spacy`` / ``--cv-ablations`` (slow). Never tuned on eval.jsonl.
 
-    .venv/bin/python benchmarks/quality.py --json var/quality.json
-    .venv/bin/python benchmarks/quality.py --quick          # smoke run
+    .venv/bin/python benchmarks/quality.py --json var/quality.json   # ~3 min on 2 cores
+    .venv/bin/python benchmarks/quality.py --quick                   # smoke run
+    .venv/bin/python benchmarks/quality.py --cv-spacy --cv-ablations # ~25 min
 
-The table goes to stdout, progress to stderr.
+The tables go to stdout, progress to stderr. "train s" is wall time: ours fits its internal
+cross-validation in one process per core (config ``n_jobs``), the baselines use one core.
 """
 
 from __future__ import annotations
@@ -357,8 +361,8 @@ def run_cv(
 ) -> list[CvResult]:
     """Repeated K-fold CV; every system sees exactly the same folds, so results are paired.
 
-    Folds run in ``jobs`` processes; each system's fit itself stays single-process, so the
-    per-fold seconds logged are comparable only within one run.
+    Folds run in ``jobs`` worker processes (the caller keeps each fit to one process then),
+    so the per-fold seconds logged are comparable only within one run.
     """
     results = [CvResult(s.name) for s in systems]
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
