@@ -32,7 +32,6 @@ import random
 import re
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -315,17 +314,14 @@ def run_split(system: System, train: list[Sample], held_out: list[Sample]) -> Sp
     return SplitResult(system.name, metrics, train_seconds, speed)
 
 
-def code_fingerprint() -> str:
-    """Commit plus uncommitted changes of the code and data the figures depend on."""
+def code_fingerprint(data_paths: Sequence[Path]) -> str:
+    """Hash of the code, config and data the figures depend on (not of unrelated commits)."""
+    paths = [*(REPO / "model").rglob("*.py"), *(REPO / "training").rglob("*.py")]
+    paths += [*(REPO / "training" / "configs").glob("*.toml"), *data_paths]
     digest = hashlib.sha256()
-    for command in (["rev-parse", "HEAD"], ["diff", "HEAD", "--", "model", "training", "data"]):
-        try:
-            run = subprocess.run(
-                ["git", *command], cwd=REPO, capture_output=True, check=True, timeout=10
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        digest.update(run.stdout)
+    for path in sorted(paths):
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -515,7 +511,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run the split comparison and (unless ``--no-cv``) the cross-validation."""
     started = time.perf_counter()
     git_sha, dirty = git_revision()
-    fingerprint = code_fingerprint()
+    fingerprint = code_fingerprint([args.train, args.eval])
     train = load_samples(args.train).samples
     held_out = load_samples(args.eval).samples
     warm_up_seconds = warm_up()
@@ -552,9 +548,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         print(cv_table(cv_results))
 
     wall = time.perf_counter() - started
-    if code_fingerprint() != fingerprint:
+    if code_fingerprint([args.train, args.eval]) != fingerprint:
         logger.warning(
-            "model/, training/ or data/ changed during the run: figures may mix versions"
+            "model code, config or data changed during the run: figures may mix versions"
         )
     # On a shared machine wall time depends on the neighbours; CPU time much less so. Folds
     # may run in worker processes, so their CPU time is counted where they ran.
