@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,7 +13,7 @@ import scipy.sparse as sp
 from model.estimator import TriageEstimator
 from model.outcome import decide_outcome
 from model.suggestion import ConceptMatch, Evidence, LabelScore, SimilarRequest, Suggestion
-from model.text import Analysis, analyze
+from model.text import Analysis, analyze, has_control_chars
 
 DEFAULT_BAND = 0.1
 _PARALLEL_MIN = 512  # below this, starting worker processes costs more than it saves
@@ -40,7 +39,6 @@ def _json_lines(suggestions: list[Suggestion], ids: Sequence[object]) -> list[st
     ]
 
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPAN_JOINERS = frozenset(" -/\t")
 # Neighbouring words join into one phrase only when each carries real weight on its own.
 _PHRASE_MIN = 0.25
@@ -190,7 +188,7 @@ class TriageModel:
             flags.append("novel")
         if analysis.truncated:
             flags.append("truncated")
-        if _CONTROL_CHARS.search(analysis.text):
+        if has_control_chars(analysis.text):
             flags.append("control_characters")
         return flags
 

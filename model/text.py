@@ -251,6 +251,10 @@ def _token_info(raw_lower: str) -> tuple[str | None, tuple[str, ...], bool]:
     return lower, concepts, lower in _stop_union()
 
 
+def has_control_chars(text: str) -> bool:
+    return _CONTROL_RE.search(text) is not None
+
+
 def clean_text(text: str) -> str:
     """Replace control characters by spaces; offsets stay those of the original text."""
     return _CONTROL_RE.sub(" ", text)

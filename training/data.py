@@ -159,15 +159,17 @@ class DataFile:
     samples: list[Sample]
 
     def summary(self) -> dict[str, Any]:
-        per_label = {label: sum(label in s.labels for s in self.samples) for label in LABELS}
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "n": len(self.samples),
-            "per_label": per_label,
-            "no_label": sum(not s.labels for s in self.samples),
-            "per_lang": {lang: sum(s.lang == lang for s in self.samples) for lang in LANGS},
-        }
+        return {"path": self.path, "sha256": self.sha256, **label_mix(self.samples)}
+
+
+def label_mix(samples: list[Sample]) -> dict[str, Any]:
+    """How many requests there are, per label, without a label, and per language."""
+    return {
+        "n": len(samples),
+        "per_label": {label: sum(label in s.labels for s in samples) for label in LABELS},
+        "no_label": sum(not s.labels for s in samples),
+        "per_lang": {lang: sum(s.lang == lang for s in samples) for lang in LANGS},
+    }
 
 
 def load_samples(path: Path | str) -> DataFile:

@@ -61,11 +61,16 @@ def metrics_from(
 
 def evaluate_model(model: TriageModel, samples: list[Sample]) -> dict[str, Any]:
     """Score ``samples`` with ``model`` and compare with their labels."""
-    probabilities = model.score_matrix([s.text for s in samples])
+    y_true, probabilities = scored(model, samples)
+    return metrics_of(model, samples, y_true, probabilities)
+
+
+def metrics_of(
+    model: TriageModel, samples: list[Sample], y_true: np.ndarray, probabilities: np.ndarray
+) -> dict[str, Any]:
+    """Metrics from probabilities already computed (so a caller scores only once)."""
     metrics = metrics_from(
-        label_matrix(samples),
-        decisions(probabilities, model.thresholds),
-        [s.lang for s in samples],
+        y_true, decisions(probabilities, model.thresholds), [s.lang for s in samples]
     )
     metrics["model_version"] = model.version
     return metrics

@@ -26,9 +26,9 @@ from model.estimator import LABELS
 from model.predictor import TriageModel
 from model.registry import ArtifactError, Registry
 from training.config import TrainConfig, load_config
-from training.data import LANGS, Sample, load_many, load_samples
-from training.evaluate import decisions, metrics_from
-from training.pipeline import Progress, _no_progress, fit_estimator, label_matrix
+from training.data import LANGS, Sample, label_mix, load_many, load_samples
+from training.evaluate import evaluate_model
+from training.pipeline import Progress, _no_progress, fit_estimator
 from training.report import draw_run_pictures, render_run_markdown
 from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision, library_versions
 
@@ -187,23 +187,7 @@ def retrain_lock(root: Path) -> Iterator[None]:
 
 
 def _metrics(model: TriageModel, samples: list[Sample]) -> dict[str, Any]:
-    if not samples:
-        return {}
-    probabilities = model.score_matrix([s.text for s in samples])
-    return metrics_from(
-        label_matrix(samples),
-        decisions(probabilities, model.thresholds),
-        [s.lang for s in samples],
-    )
-
-
-def _mix(samples: list[Sample]) -> dict[str, Any]:
-    return {
-        "n": len(samples),
-        "per_label": {label: sum(label in s.labels for s in samples) for label in LABELS},
-        "no_label": sum(not s.labels for s in samples),
-        "per_lang": {lang: sum(s.lang == lang for s in samples) for lang in LANGS},
-    }
+    return evaluate_model(model, samples) if samples else {}
 
 
 def retrain(
@@ -288,10 +272,10 @@ def retrain(
             "challenger_version": challenger_version,
             "data": {
                 **stats,
-                "old": _mix(base),
-                "new": _mix([s for s in train_samples if s.extra.get("source") == "review"]),
-                "train": _mix(train_samples),
-                "yardstick": _mix(yardstick),
+                "old": label_mix(base),
+                "new": label_mix([s for s in train_samples if s.extra.get("source") == "review"]),
+                "train": label_mix(train_samples),
+                "yardstick": label_mix(yardstick),
             },
             "reviews": review_statistics(reviewed),
             "metrics": scores,

@@ -14,7 +14,7 @@ from model.predictor import TriageModel
 from model.registry import Registry
 from training.config import TrainConfig, load_config
 from training.data import DataError, DataProblem, load_many, load_samples
-from training.evaluate import evaluate_model, scored
+from training.evaluate import metrics_of, scored
 from training.pipeline import Progress, _no_progress, fit_estimator
 from training.report import write_report
 
@@ -99,8 +99,8 @@ def train(
 
     progress("evaluation", 0, 1)
     model = TriageModel(estimator, version_id)
-    metrics = evaluate_model(model, eval_file.samples)
     y_true, probabilities = scored(model, eval_file.samples)
+    metrics = metrics_of(model, eval_file.samples, y_true, probabilities)
     progress("evaluation", 1, 1)
 
     manifest = {
