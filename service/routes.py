@@ -213,9 +213,9 @@ def list_requests(
     state: StateDep,
     response: Response,
     status: s.Status | None = None,
-    label: Annotated[str | None, Query(max_length=100)] = None,
+    label: Annotated[str | None, Query(max_length=100, pattern=s.NO_NUL)] = None,
     outcome: s.Outcome | None = None,
-    lang: Annotated[str | None, Query(max_length=16)] = None,
+    lang: Annotated[str | None, Query(max_length=16, pattern=s.NO_NUL)] = None,
     sort: Literal["received_at", "uncertainty"] = "received_at",
     order: Annotated[
         Literal["asc", "desc"] | None,
@@ -306,7 +306,11 @@ def review_request(
     model: ModelDep,
     idempotency_key: Annotated[
         str | None,
-        Header(max_length=200, description="Retries with the same key store the review once."),
+        Header(
+            max_length=200,
+            pattern=s.NO_NUL,
+            description="Retries with the same key store the review once.",
+        ),
     ] = None,
 ) -> Any:
     """Record the human decision; a later review replaces it, and history is kept."""

@@ -21,6 +21,10 @@ Outcome = Literal[
 ]
 Status = Literal["pending", "reviewed"]
 
+# Stored strings may not hold NUL characters: PostgreSQL's text type cannot store them, and an
+# answer must not depend on the backend (SQLite would take them), so both refuse with a 422.
+NO_NUL = r"^[^\x00]*$"
+
 
 # --- suggestions ---------------------------------------------------------------------------
 
@@ -117,11 +121,13 @@ class BatchItemOut(SuggestionOut):
 
 
 class FeatureRequestIn(BaseModel):
-    text: str = Field(min_length=1)
-    title: str | None = Field(default=None, max_length=300)
-    partner: str | None = Field(default=None, max_length=200)
-    customer: str | None = Field(default=None, max_length=200)
-    source: str | None = Field(default=None, max_length=100, description="e.g. 'form', 'mail'")
+    text: str = Field(min_length=1, pattern=NO_NUL)
+    title: str | None = Field(default=None, max_length=300, pattern=NO_NUL)
+    partner: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    customer: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    source: str | None = Field(
+        default=None, max_length=100, pattern=NO_NUL, description="e.g. 'form', 'mail'"
+    )
     received_at: datetime | None = Field(
         default=None, description="When the request arrived (default: now); naive means UTC."
     )
@@ -130,8 +136,8 @@ class FeatureRequestIn(BaseModel):
 class ReviewIn(BaseModel):
     labels: list[str] = Field(max_length=20, description="The labels that apply; may be empty.")
     outcome: Outcome | None = None
-    comment: str | None = Field(default=None, max_length=5_000)
-    reviewer: str = Field(min_length=1, max_length=200)
+    comment: str | None = Field(default=None, max_length=5_000, pattern=NO_NUL)
+    reviewer: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     blind: bool = Field(
         default=False, description="True when the reviewer decided without seeing the suggestion."
     )

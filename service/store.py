@@ -4,7 +4,10 @@ SQLite by default (one file under the git-ignored ``var/``; WAL, ``synchronous=F
 answered write survives a crash, ``BEGIN IMMEDIATE`` for writes so concurrent workers queue
 instead of failing). ``TRIAGE_DATABASE_URL`` may point at PostgreSQL instead: the queries are
 SQLAlchemy Core without dialect-specific SQL, JSON is stored as text, timestamps as ISO-8601
-UTC strings (which sort like the times they name), and migrations take an advisory lock.
+UTC strings (which sort like the times they name), and migrations take an advisory lock. The
+service tests run the store on both (``tests/service/postgres_testing.py`` starts a throw-away
+PostgreSQL cluster); a plain ``postgresql://`` URL uses psycopg 3, which the ``postgres`` extra
+installs.
 
 Schema migrations are numbered; ``schema_migrations`` records the ones applied. Add a new one
 at the end of ``MIGRATIONS``; never edit one that has shipped.
@@ -110,6 +113,9 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
+# Ids are ``Integer`` columns: 32-bit on PostgreSQL, which answers a larger bound parameter
+# with an error rather than no row. A larger id cannot exist, so lookups treat it as missing.
+MAX_ROW_ID = 2**31 - 1
 
 
 class NotFound(LookupError):
@@ -135,11 +141,17 @@ def create_db_engine(url: str) -> Engine:
     """An engine with durable, concurrent-safe settings for SQLite, plain for others."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        if parsed.drivername == "postgresql":
+            # The `postgres` extra installs psycopg 3; SQLAlchemy's default would be psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         url,
+        hide_parameters=True,  # errors would log request texts otherwise
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=8,
         max_overflow=16,
@@ -292,6 +304,8 @@ class Store:
         return request_id
 
     def get_request(self, request_id: int) -> dict[str, Any]:
+        if not 0 < request_id <= MAX_ROW_ID:
+            raise NotFound(request_id)
         with self.read() as conn:
             row = _row(
                 conn.execute(
@@ -396,16 +410,23 @@ class Store:
         A repeated ``idempotency_key`` returns the review stored the first time and stores
         nothing, so a client may retry a review whose answer it did not get.
         """
+        if not 0 < request_id <= MAX_ROW_ID:
+            raise NotFound(request_id)
         if idempotency_key:
             existing = self._review_by_key(idempotency_key)
             if existing is not None:
                 return existing, False
         try:
             with self.write() as conn:
+                # FOR UPDATE (PostgreSQL; SQLite's write lock already covers it): reviews of
+                # one request queue, so the one committed last has the highest id and is the
+                # request's current review.
                 request = conn.execute(
                     sa.select(
                         feature_requests.c.suggested_labels, feature_requests.c.suggested_outcome
-                    ).where(feature_requests.c.id == request_id)
+                    )
+                    .where(feature_requests.c.id == request_id)
+                    .with_for_update()
                 ).first()
                 if request is None:
                     raise NotFound(request_id)

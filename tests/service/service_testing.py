@@ -26,14 +26,14 @@ def free_port() -> int:
 class Server:
     """``service.server.serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, model_dir: Path, database: Path, workers: int, workdir: Path) -> None:
+    def __init__(self, model_dir: Path, database_url: str, workers: int, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.env = {
             **os.environ,
             "TRIAGE_MODEL_DIR": str(model_dir),
-            "TRIAGE_DATABASE_URL": f"sqlite:///{database}",
+            "TRIAGE_DATABASE_URL": database_url,
             "TRIAGE_API_KEYS": API_KEY,
             "TRIAGE_RELOAD_INTERVAL": "0",
             "TRIAGE_LOG_LEVEL": "WARNING",

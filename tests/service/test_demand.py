@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
+from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_inbox import NARROW, SECURITY, intake
 
 
+@on_both_backends
 def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
     first = intake(client, NARROW, partner="Muster IT", customer="Chef GmbH")
     assert first["suggestion"]["outcome"] == "decline_limited_use"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from postgres_testing import on_both_backends
 from service_testing import AUTH, Server
+
+from service.store import create_db_engine
 
 WRITERS = 8
 REVIEWS = 2_000
@@ -26,11 +29,11 @@ def make_requests(url: str, n: int) -> list[int]:
         ]
 
 
+@on_both_backends
 def test_eight_writers_store_2000_reviews_exactly_once(
-    start_server: Callable[..., Server], tmp_path: Path
+    start_server: Callable[..., Server], database_url: str
 ) -> None:
-    database = tmp_path / "concurrent.sqlite3"
-    server = start_server(database=database, workers=2)
+    server = start_server(database_url=database_url, workers=2)
     request_ids = make_requests(server.url, 20)
 
     def writer(w: int) -> list[tuple[int, int]]:
@@ -62,23 +65,31 @@ def test_eight_writers_store_2000_reviews_exactly_once(
     assert len(acked) == REVIEWS
     assert len({review_id for _, review_id in acked}) == REVIEWS
     server.stop()
-    with sqlite3.connect(database) as conn:
-        rows = conn.execute("SELECT idempotency_key, comment FROM reviews").fetchall()
-        current = conn.execute(
-            "SELECT COUNT(*) FROM feature_requests f JOIN reviews r "
+    engine = create_db_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT idempotency_key, comment FROM reviews").all()
+        current = conn.exec_driver_sql(
+            "SELECT f.id, f.current_review_id, f.labels, r.labels, "
+            "(SELECT MAX(o.id) FROM reviews o WHERE o.request_id = f.id) "
+            "FROM feature_requests f JOIN reviews r "
             "ON r.id = f.current_review_id AND r.request_id = f.id"
-        ).fetchone()[0]
+        ).all()
+    engine.dispose()
     assert len(rows) == REVIEWS
     assert sorted(int(key.split("-")[1]) for key, _ in rows) == list(range(REVIEWS))
     assert all(comment == f"review {key.split('-')[1]}" for key, comment in rows)
-    assert current == len(request_ids)  # every request points at one of its own reviews
+    assert len(current) == len(request_ids)  # every request points at one of its own reviews
+    for request_id, review_id, request_labels, review_labels, latest in current:
+        # ... its latest one, whose labels it shows: concurrent reviews of one request queue
+        assert review_id == latest, request_id
+        assert json.loads(request_labels) == json.loads(review_labels), request_id
 
 
 def test_acknowledged_reviews_survive_sigkill(
     start_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    database = tmp_path / "crash.sqlite3"
-    server = start_server(database=database, workers=1)
+    database = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    server = start_server(database_url=database, workers=1)
     request_ids = make_requests(server.url, 5)
     acked: list[int] = []
     stop = threading.Event()
@@ -109,7 +120,7 @@ def test_acknowledged_reviews_survive_sigkill(
         thread.join(timeout=20)
     assert len(acked) >= 100
 
-    restarted = start_server(database=database, workers=1)
+    restarted = start_server(database_url=database, workers=1)
     with httpx.Client(base_url=restarted.url, headers=AUTH, timeout=30) as client:
         stored = {
             review["id"]

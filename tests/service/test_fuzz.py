@@ -1,6 +1,7 @@
 """Property-based API fuzzing with schemathesis: no 5xx, answers match the OpenAPI schema.
 
-Bounded: 25 positive and 25 negative examples per operation, well under a minute in all.
+Bounded: 25 positive and 25 negative examples per operation, well under a minute in all. Runs
+once on SQLite and once on PostgreSQL: every endpoint against each store backend.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from postgres_testing import BACKENDS
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.python.asgi import ASGIClient
@@ -34,13 +36,21 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=BACKENDS)
+def fuzz_app(  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+    trained_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+):
     folder = tmp_path_factory.mktemp("fuzz")
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_cluster").database()
+    else:
+        database_url = f"sqlite:///{folder / 'fuzz.sqlite3'}"
     return create_app(
         Settings(
             model_dir=trained_model_dir,
-            database_url=f"sqlite:///{folder / 'fuzz.sqlite3'}",
+            database_url=database_url,
             api_keys=(AUTH["X-API-Key"],),
             api_key_file=folder / "api-key",
             reload_interval=0,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_suggest import assert_problem
 
@@ -25,6 +26,7 @@ def intake(client: TestClient, text: str, **fields: object) -> dict:
     return response.json()
 
 
+@on_both_backends
 def test_intake_stores_text_metadata_suggestion_and_version(client: TestClient) -> None:
     response = client.post(
         "/v1/requests",
@@ -110,6 +112,7 @@ def test_key_file_is_created_once_with_mode_0600(
     assert key_file.read_text().strip() == key
 
 
+@on_both_backends
 def test_list_filters_sorts_and_paginates(client: TestClient) -> None:
     ids = {
         "sec": intake(client, SECURITY, received_at="2025-01-01T00:00:00Z")["id"],
@@ -160,13 +163,17 @@ def test_list_rejects_bad_parameters(client: TestClient, params: dict) -> None:
     assert_problem(client.get("/v1/requests", params=params, headers=AUTH), 422, "validation-error")
 
 
+@on_both_backends
 def test_missing_request_is_404(client: TestClient) -> None:
     assert_problem(client.get("/v1/requests/999999", headers=AUTH), 404, "request-not-found")
     assert_problem(client.get("/v1/requests/0", headers=AUTH), 422, "validation-error")
     assert_problem(client.get("/v1/requests/abc", headers=AUTH), 422, "validation-error")
     assert_problem(client.get(f"/v1/requests/{2**70}", headers=AUTH), 422, "validation-error")
+    # The largest id the API accepts is beyond a 32-bit integer column: still a plain 404.
+    assert_problem(client.get(f"/v1/requests/{2**62}", headers=AUTH), 404, "request-not-found")
 
 
+@on_both_backends
 def test_review_records_agreement_and_replaces_with_history(client: TestClient) -> None:
     created = intake(client, SECURITY)
     suggested = created["suggestion"]["labels"]
@@ -220,6 +227,7 @@ def test_review_with_an_empty_label_list_is_fine(client: TestClient) -> None:
     assert response.json()["outcome"] is None
 
 
+@on_both_backends
 def test_review_errors(client: TestClient) -> None:
     created = intake(client, SECURITY)
     path = f"/v1/requests/{created['id']}/review"
@@ -255,6 +263,33 @@ def test_review_errors(client: TestClient) -> None:
     assert client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"] == []
 
 
+@on_both_backends
+def test_nul_characters_are_refused_alike_on_every_backend(client: TestClient) -> None:
+    # PostgreSQL cannot store NUL in text; SQLite could, but the answer must not differ.
+    for body in (
+        {"text": "Bitte 2FA\x00"},
+        {"text": "Bitte 2FA", "title": "2FA\x00"},
+        {"text": "Bitte 2FA", "partner": "Muster\x00IT"},
+        {"text": "Bitte 2FA", "source": "\x00"},
+    ):
+        assert_problem(
+            client.post("/v1/requests", json=body, headers=AUTH), 422, "validation-error"
+        )
+    created = intake(client, CONFIG)
+    path = f"/v1/requests/{created['id']}/review"
+    for body in (
+        {"labels": [], "reviewer": "j\x00d"},
+        {"labels": [], "reviewer": "jd", "comment": "ok\x00"},
+    ):
+        assert_problem(client.post(path, json=body, headers=AUTH), 422, "validation-error")
+    for params in ({"lang": "d\x00e"}, {"label": "security\x00"}):
+        assert_problem(
+            client.get("/v1/requests", params=params, headers=AUTH), 422, "validation-error"
+        )
+    assert client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"] == []
+
+
+@on_both_backends
 def test_idempotency_key_stores_a_retried_review_once(client: TestClient) -> None:
     created = intake(client, CONFIG)
     path = f"/v1/requests/{created['id']}/review"
@@ -270,6 +305,7 @@ def test_idempotency_key_stores_a_retried_review_once(client: TestClient) -> Non
     assert len(client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"]) == 1
 
 
+@on_both_backends
 def test_export_is_the_training_format(client: TestClient, tmp_path: Path) -> None:
     reviewed = [intake(client, SECURITY, title="Sicherheit", source="form"), intake(client, CONFIG)]
     intake(client, NARROW)  # not reviewed: not exported
@@ -301,6 +337,7 @@ def test_export_is_the_training_format(client: TestClient, tmp_path: Path) -> No
     assert [s.labels for s in samples] == [("security",), ("msp_configurable",)]
 
 
+@on_both_backends
 def test_export_skips_unsupported_languages_unless_asked(client: TestClient) -> None:
     french = intake(
         client,

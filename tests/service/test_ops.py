@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_inbox import SECURITY, intake
 
 from service.logs import JsonFormatter
 from service.settings import Settings, SettingsError
-from service.store import SCHEMA_VERSION, Store
+from service.store import MIGRATIONS, SCHEMA_VERSION, Store, schema_migrations
 
 
+@on_both_backends
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",
@@ -26,6 +31,7 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert ready["status"] == "ok" and ready["database"] is True and ready["model_version"]
 
 
+@on_both_backends
 def test_metrics_cover_requests_latency_suggestions_model_and_agreement(
     client: TestClient,
 ) -> None:
@@ -133,13 +139,57 @@ def test_settings_from_env(tmp_path: Path) -> None:
             Settings.from_env(bad)
 
 
-def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    store = Store(url)
+@on_both_backends
+def test_migrations_are_recorded_and_idempotent(database_url: str, backend: str) -> None:
+    store = Store(database_url)
     assert store.migrate() == SCHEMA_VERSION
     assert store.migrate() == SCHEMA_VERSION
     assert store.schema_version() == SCHEMA_VERSION
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema_migrations)).scalar() == (
+            len(MIGRATIONS)
+        )
+        if backend == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    assert set(sa.inspect(store.engine).get_table_names()) >= {
+        "schema_migrations",
+        "feature_requests",
+        "request_links",
+        "reviews",
+    }
+    store.close()
+
+
+@on_both_backends
+def test_workers_starting_at_once_migrate_once(database_url: str) -> None:
+    """Several workers (here: stores in threads) migrate one new database at the same moment."""
+    stores = [Store(database_url) for _ in range(6)]
+    start = threading.Barrier(len(stores))
+
+    def migrate(store: Store) -> int:
+        start.wait()
+        return store.migrate()
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        assert list(pool.map(migrate, stores)) == [SCHEMA_VERSION] * len(stores)
+    with stores[0].engine.connect() as conn:
+        versions = conn.execute(sa.select(schema_migrations.c.version)).scalars().all()
+    assert sorted(versions) == [m.version for m in MIGRATIONS]
+    for store in stores:
+        store.close()
+
+
+@on_both_backends
+def test_a_newer_schema_is_refused(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    with store.write() as conn:
+        conn.execute(
+            schema_migrations.insert().values(
+                version=SCHEMA_VERSION + 1, name="from the future", applied_at="2099-01-01"
+            )
+        )
+    with pytest.raises(RuntimeError, match="newer than this code"):
+        store.migrate()
     store.close()
