@@ -156,34 +156,31 @@ class FeatureSpace:
         return np.concatenate(parts)
 
     def transform(self, analyses: list[Analysis]) -> sp.csr_matrix:
-        weights = np.asarray(self.weights, dtype=np.float64)
-        indptr = [0]
-        indices: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        for analysis in analyses:
-            columns, counts = np.unique(self._doc_columns(analysis), return_counts=True)
-            tfidf = (1.0 + np.log(counts)) * self._idf[columns]
-            block = self._block[columns]
-            norms = np.sqrt(np.bincount(block, weights=tfidf * tfidf, minlength=3))
-            norms[norms == 0] = 1.0
-            tfidf = tfidf / norms[block] * weights[block]
-            keep = tfidf != 0
-            columns, tfidf = columns[keep], tfidf[keep]
-            total = np.sqrt(np.dot(tfidf, tfidf))
-            if total > 0:
-                tfidf = tfidf / total
-            indices.append(columns)
-            values.append(tfidf)
-            indptr.append(indptr[-1] + len(columns))
+        """TF-IDF rows: sublinear TF × IDF, L2 per block, block weights, then L2 overall.
+
+        Done for the whole batch at once: scipy sums repeated columns into counts, and the
+        norms are per (row, block) sums, so no step loops over rows in Python.
+        """
+        n_rows = len(analyses)
+        columns = [self._doc_columns(analysis) for analysis in analyses]
+        rows = np.repeat(np.arange(n_rows), [len(c) for c in columns])
+        flat = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
         matrix = sp.csr_matrix(
-            (
-                np.concatenate(values) if values else np.zeros(0),
-                np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
-                np.asarray(indptr),
-            ),
-            shape=(len(analyses), self.n_features),
-        )
-        matrix.has_sorted_indices = True
+            (np.ones(len(flat)), (rows, flat)), shape=(n_rows, self.n_features)
+        )  # duplicates are summed: data holds term counts
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        row_of = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
+        block = self._block[matrix.indices]
+        tfidf = (1.0 + np.log(matrix.data)) * self._idf[matrix.indices]
+        cell = row_of * 3 + block
+        norms = np.sqrt(np.bincount(cell, weights=tfidf * tfidf, minlength=3 * n_rows))
+        norms[norms == 0] = 1.0
+        tfidf = tfidf / norms[cell] * np.asarray(self.weights, dtype=np.float64)[block]
+        totals = np.sqrt(np.bincount(row_of, weights=tfidf * tfidf, minlength=n_rows))
+        totals[totals == 0] = 1.0
+        matrix.data = tfidf / totals[row_of]
+        matrix.eliminate_zeros()  # a block weighted 0 leaves no stored zeros behind
         return matrix
 
     def occurrences(
@@ -195,31 +192,33 @@ class FeatureSpace:
         phrase made only of stop words) and the share of the occurrence that unit gets
         (a bigram gives half to each word); and the ``(start, end)`` span of each unit.
         """
+        tokens = analysis.tokens
+        spans = [(t.start, t.end) for t in tokens]
+        per_word = [self._word_columns(t.lower) for t in tokens]
+        # Character n-grams are most entries: each belongs wholly to its word.
+        grams = [g for _, g in per_word]
+        gram_columns = np.concatenate(grams) if grams else np.zeros(0, dtype=np.int64)
+        gram_units = np.repeat(np.arange(len(tokens)), [len(g) for g in grams])
+
         columns: list[int] = []
         units: list[int] = []
         shares: list[float] = []
-        word_vocab, concept_vocab = self.word.vocabulary_, self.concept.vocabulary_
-        o_word, _, o_concept = self.offsets
-        tokens = analysis.tokens
-        spans = [(t.start, t.end) for t in tokens]
 
         def add(column: int, unit: int, share: float = 1.0) -> None:
             columns.append(column)
             units.append(unit)
             shares.append(share)
 
-        for k, token in enumerate(tokens):
-            unigram, grams = self._word_columns(token.lower)
+        word_vocab, concept_vocab = self.word.vocabulary_, self.concept.vocabulary_
+        o_word, _, o_concept = self.offsets
+        for k, (unigram, _) in enumerate(per_word):
             if unigram >= 0:
                 add(o_word + unigram, k)
             if k + 1 < len(tokens):
-                col = word_vocab.get(f"{token.lower} {tokens[k + 1].lower}")
+                col = word_vocab.get(f"{tokens[k].lower} {tokens[k + 1].lower}")
                 if col is not None:
                     add(o_word + col, k, 0.5)
                     add(o_word + col, k + 1, 0.5)
-            columns.extend(grams.tolist())
-            units.extend([k] * len(grams))
-            shares.extend([1.0] * len(grams))
         starts = [t.start for t in tokens]
         extra: dict[tuple[int, int], int] = {}
         for prefix, hits in (("c:", analysis.concepts), ("m:", analysis.markers)):
@@ -227,20 +226,19 @@ class FeatureSpace:
                 col = concept_vocab.get(prefix + hit.concept)
                 if col is None:
                     continue
-                lo = bisect_left(starts, hit.start)
-                covered = [k for k in range(lo, len(tokens)) if tokens[k].start < hit.end]
+                covered = range(bisect_left(starts, hit.start), bisect_left(starts, hit.end))
                 if not covered:
                     span = (hit.start, hit.end)
                     if span not in extra:
                         extra[span] = len(spans)
                         spans.append(span)
-                    covered = [extra[span]]
+                    covered = range(extra[span], extra[span] + 1)
                 for k in covered:
                     add(o_concept + col, k, 1.0 / len(covered))
         return (
-            np.asarray(columns, dtype=np.int64),
-            np.asarray(units, dtype=np.int64),
-            np.asarray(shares, dtype=np.float64),
+            np.concatenate([gram_columns, np.asarray(columns, dtype=np.int64)]),
+            np.concatenate([gram_units, np.asarray(units, dtype=np.int64)]),
+            np.concatenate([np.ones(len(gram_columns)), np.asarray(shares, dtype=np.float64)]),
             spans,
         )
 
@@ -315,10 +313,17 @@ class TriageEstimator:
         columns, units, shares, spans = self.features.occurrences(analysis)
         if not len(columns):
             return [], np.zeros((0, len(self.scorers)))
-        dense = np.zeros(self.features.n_features)
-        dense[row[0]] = row[1]
-        totals = np.bincount(columns, weights=shares, minlength=self.features.n_features)
-        values = dense[columns] * shares / totals[columns]
+        # Work on the text's own distinct columns: arrays as wide as the whole feature space
+        # would cost more than everything else here.
+        distinct, inverse = np.unique(columns, return_inverse=True)
+        row_columns, row_values = row  # sorted columns, as ``transform`` returns them
+        at = np.searchsorted(row_columns, distinct)
+        found = at < len(row_columns)
+        found[found] = row_columns[at[found]] == distinct[found]
+        value = np.zeros(len(distinct))
+        value[found] = row_values[at[found]]
+        totals = np.bincount(inverse, weights=shares)
+        values = value[inverse] * shares / totals[inverse]
         per_label = [
             np.bincount(units, weights=values * s.coef[columns] * s.platt_a, minlength=len(spans))
             for s in self.scorers.values()

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,32 +46,40 @@ _PHRASE_MIN = 0.25
 
 
 def _merge_spans(
-    text: str, spans: list[tuple[int, int]], weights: np.ndarray
+    text: str, spans: list[tuple[int, int]], weights: list[float]
 ) -> list[tuple[int, int, float]]:
-    """Join neighbouring words that both argue the same way, and clearly, into phrases."""
-    order = sorted(range(len(spans)), key=lambda i: spans[i])
-    merged: list[list[float]] = []
-    for i in order:
-        start, end = spans[i]
-        weight = float(weights[i])
+    """Join neighbouring words that both argue the same way, and clearly, into phrases.
+
+    ``spans`` are in text order; ``weights`` holds one contribution per span.
+    """
+    merged: list[list] = []
+    for (start, end), weight in zip(spans, weights, strict=True):
         if merged:
             last = merged[-1]
-            overlaps = start < last[1]
-            gap = text[int(last[1]) : start]
             joins = (
-                gap != ""
-                and len(gap) <= 2
-                and all(ch in _SPAN_JOINERS for ch in gap)
-                and (last[2] > 0) == (weight > 0)
-                and abs(weight) >= _PHRASE_MIN
-                and abs(last[2]) >= _PHRASE_MIN
+                start < last[1]
+                or (  # overlapping spans always join
+                    (last[2] > 0) == (weight > 0)
+                    and abs(weight) >= _PHRASE_MIN
+                    and abs(last[2]) >= _PHRASE_MIN
+                    and 0 < start - last[1] <= 2
+                    and all(ch in _SPAN_JOINERS for ch in text[last[1] : start])
+                )
             )
-            if overlaps or joins:
+            if joins:
                 last[1] = max(last[1], end)
                 last[2] += weight
                 continue
         merged.append([start, end, weight])
-    return [(int(s), int(e), w) for s, e, w in merged]
+    return [(s, e, w) for s, e, w in merged]
+
+
+class _Reasons(NamedTuple):
+    """What an explained suggestion needs beyond the scores: the feature row, the neighbours."""
+
+    row: tuple[np.ndarray, np.ndarray]  # (column indices, values) of the text's features
+    nearest: list[int]
+    similarity: list[float]
 
 
 class TriageModel:
@@ -114,8 +123,9 @@ class TriageModel:
     ) -> list[Suggestion]:
         """Suggest for many texts at once (vectorised; far faster than one by one).
 
-        With ``explain=False`` evidence spans are left out; similar requests, novelty and the
-        outcome are computed either way, so the outcome never depends on ``explain``.
+        With ``explain=False`` the reasons are left out (evidence spans, similar requests,
+        concept matches; ``max_similarity`` is None); scores, decisions, novelty and the outcome
+        are computed either way, so the outcome never depends on ``explain``.
         ``n_jobs > 1`` (or ``-1`` for every core) splits a large batch over worker processes;
         it forks, so use it from batch jobs and notebooks, not from a threaded server.
         """
@@ -125,19 +135,22 @@ class TriageModel:
         analyses = [analyze(t, self.estimator.max_chars) for t in texts]
         matrix = self.estimator.transform(analyses)
         probabilities = self.estimator.predict_proba(matrix)
+        topic = self.estimator.topic_similarity(matrix).tolist()
+        if not explain:
+            return [
+                self._suggestion(analysis, probabilities[i], topic[i])
+                for i, analysis in enumerate(analyses)
+            ]
         nearest, similarity = self.estimator.nearest(matrix, self.n_similar)
-        topic = self.estimator.topic_similarity(matrix)
         suggestions = []
         for i, analysis in enumerate(analyses):
-            row = None
-            if explain:
-                lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
-                row = (matrix.indices[lo:hi], matrix.data[lo:hi])
-            suggestions.append(
-                self._suggestion(
-                    analysis, row, probabilities[i], nearest[i], similarity[i], topic[i]
-                )
+            lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
+            reasons = _Reasons(
+                row=(matrix.indices[lo:hi], matrix.data[lo:hi]),
+                nearest=nearest[i].tolist(),
+                similarity=similarity[i].tolist(),
             )
+            suggestions.append(self._suggestion(analysis, probabilities[i], topic[i], reasons))
         return suggestions
 
     def json_lines(
@@ -195,17 +208,14 @@ class TriageModel:
     def _suggestion(
         self,
         analysis: Analysis,
-        row: tuple[np.ndarray, np.ndarray] | None,
         probabilities: np.ndarray,
-        nearest: np.ndarray,
-        similarity: np.ndarray,
         topic_similarity: float,
+        reasons: _Reasons | None = None,
     ) -> Suggestion:
         estimator = self.estimator
-        evidence = self._evidence(analysis, row) if row is not None else {}
+        evidence = self._evidence(analysis, reasons.row) if reasons is not None else {}
         per_label = []
-        for j, label in enumerate(estimator.labels):
-            score = float(probabilities[j])
+        for label, score in zip(estimator.labels, probabilities.tolist(), strict=True):
             threshold = estimator.thresholds[label]
             per_label.append(
                 LabelScore(
@@ -217,10 +227,18 @@ class TriageModel:
                     evidence=evidence.get(label, []),
                 )
             )
-        max_similarity = float(similarity[0]) if len(similarity) else 0.0
-        flags = self._flags(analysis, float(topic_similarity))
-        decision = decide_outcome(per_label, analysis.lang, flags, float(topic_similarity))
-        index = estimator.index
+        flags = self._flags(analysis, topic_similarity)
+        decision = decide_outcome(per_label, analysis.lang, flags, topic_similarity)
+        similar: list[SimilarRequest] = []
+        concepts: list[ConceptMatch] = []
+        max_similarity = None
+        if reasons is not None:
+            similar = self._similar(reasons)
+            concepts = [
+                ConceptMatch(hit.concept, analysis.text[hit.start : hit.end], hit.start, hit.end)
+                for hit in sorted(analysis.concepts, key=lambda h: h.start)
+            ]
+            max_similarity = round(reasons.similarity[0], 4) if reasons.similarity else 0.0
         return Suggestion(
             language=analysis.lang,
             labels=[ls.label for ls in per_label if ls.decision],
@@ -229,37 +247,41 @@ class TriageModel:
             outcome=decision.outcome,
             rationale=decision.rationale,
             uncertain_labels=[ls.label for ls in per_label if ls.uncertain],
-            similar=[
-                SimilarRequest(
-                    id=index.ids[i],
-                    text=index.snippets[i],
-                    labels=list(index.labels[i]),
-                    lang=index.langs[i],
-                    similarity=round(float(sim), 4),
-                )
-                for i, sim in zip(nearest, similarity, strict=True)
-                if sim > 0
-            ],
-            concepts=[
-                ConceptMatch(hit.concept, analysis.text[hit.start : hit.end], hit.start, hit.end)
-                for hit in sorted(analysis.concepts, key=lambda h: h.start)
-            ],
-            max_similarity=round(max_similarity, 4),
-            topic_similarity=round(float(topic_similarity), 4),
+            similar=similar,
+            concepts=concepts,
+            max_similarity=max_similarity,
+            topic_similarity=round(topic_similarity, 4),
             flags=flags,
             model_version=self.version,
             thresholds=dict(estimator.thresholds),
             uncertainty_band=self.uncertainty_band,
         )
 
+    def _similar(self, reasons: _Reasons) -> list[SimilarRequest]:
+        index = self.estimator.index
+        return [
+            SimilarRequest(
+                id=index.ids[i],
+                text=index.snippets[i],
+                labels=list(index.labels[i]),
+                lang=index.langs[i],
+                similarity=round(sim, 4),
+            )
+            for i, sim in zip(reasons.nearest, reasons.similarity, strict=True)
+            if sim > 0
+        ]
+
     def _evidence(
         self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]
     ) -> dict[str, list[Evidence]]:
         spans, contributions = self.estimator.contributions(analysis, row)
+        order = sorted(range(len(spans)), key=spans.__getitem__)
+        in_order = [spans[i] for i in order]
+        per_label = contributions[order].T.tolist() if spans else [[]] * len(self.labels)
         result: dict[str, list[Evidence]] = {}
         text = analysis.text
-        for j, label in enumerate(self.estimator.labels):
-            merged = _merge_spans(text, spans, contributions[:, j]) if spans else []
+        for label, weights in zip(self.estimator.labels, per_label, strict=True):
+            merged = _merge_spans(text, in_order, weights)
             strongest = sorted(merged, key=lambda m: -abs(m[2]))
             result[label] = [
                 Evidence(text=text[s:e], start=s, end=e, weight=round(w, 4))
