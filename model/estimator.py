@@ -22,22 +22,35 @@ LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
 _CHUNK = 512  # rows per block when comparing with the training requests
 
 
+def _row_blocks(rows: sp.csr_matrix) -> list[tuple[int, sp.csr_matrix]]:
+    """Row chunks of at most ``_CHUNK`` rows; a small batch is not sliced (slicing copies)."""
+    if rows.shape[0] <= _CHUNK:
+        return [(0, rows)]
+    return [(lo, rows[lo : lo + _CHUNK]) for lo in range(0, rows.shape[0], _CHUNK)]
+
+
 def best_similarity(
-    rows: sp.csr_matrix, reference_t: sp.csr_matrix, exclude_self: bool = False
+    rows: sp.csr_matrix,
+    reference_t: sp.csr_matrix,
+    exclude_self: bool = False,
+    row_norms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Best cosine similarity of each row to any reference row, in bounded memory.
 
     ``reference_t`` is the reference matrix transposed (features × requests), so callers can
     transpose once instead of on every call. With ``exclude_self`` (rows and reference are the
-    same matrix) a row's match with itself does not count.
+    same matrix) a row's match with itself does not count. ``row_norms`` divides each row's
+    products, for rows whose features outside the reference's are to be ignored.
     """
     best = np.zeros(rows.shape[0])
-    for lo in range(0, rows.shape[0], _CHUNK):
-        block = (rows[lo : lo + _CHUNK] @ reference_t).toarray()
+    for lo, chunk in _row_blocks(rows):
+        block = (chunk @ reference_t).toarray()
         if exclude_self:
             n = block.shape[0]
             block[np.arange(n), lo + np.arange(n)] = -1.0
-        best[lo : lo + _CHUNK] = block.max(axis=1) if block.shape[1] else 0.0
+        best[lo : lo + block.shape[0]] = block.max(axis=1) if block.shape[1] else 0.0
+    if row_norms is not None:
+        best = np.divide(best, row_norms, out=np.zeros_like(best), where=row_norms > 0)
     return best
 
 
@@ -158,29 +171,32 @@ class FeatureSpace:
     def transform(self, analyses: list[Analysis]) -> sp.csr_matrix:
         """TF-IDF rows: sublinear TF × IDF, L2 per block, block weights, then L2 overall.
 
-        Done for the whole batch at once: scipy sums repeated columns into counts, and the
-        norms are per (row, block) sums, so no step loops over rows in Python.
+        Done for the whole batch at once: the norms are per (row, block) sums, so no step
+        loops over rows in Python.
         """
-        n_rows = len(analyses)
+        n_rows, n_features = len(analyses), self.n_features
         columns = [self._doc_columns(analysis) for analysis in analyses]
-        rows = np.repeat(np.arange(n_rows), [len(c) for c in columns])
+        rows = np.repeat(np.arange(n_rows, dtype=np.int64), [len(c) for c in columns])
         flat = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
-        matrix = sp.csr_matrix(
-            (np.ones(len(flat)), (rows, flat)), shape=(n_rows, self.n_features)
-        )  # duplicates are summed: data holds term counts
-        matrix.sum_duplicates()
-        matrix.sort_indices()
-        row_of = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
-        block = self._block[matrix.indices]
-        tfidf = (1.0 + np.log(matrix.data)) * self._idf[matrix.indices]
+        # One sort gives each row's distinct columns in order and their term counts; building
+        # the CSR arrays directly spares scipy's conversions, which dominate for a single text.
+        keys, counts = np.unique(rows * n_features + flat, return_counts=True)
+        row_of, columns_of = np.divmod(keys, n_features)
+        block = self._block[columns_of]
+        tfidf = (1.0 + np.log(counts)) * self._idf[columns_of]
         cell = row_of * 3 + block
         norms = np.sqrt(np.bincount(cell, weights=tfidf * tfidf, minlength=3 * n_rows))
         norms[norms == 0] = 1.0
         tfidf = tfidf / norms[cell] * np.asarray(self.weights, dtype=np.float64)[block]
         totals = np.sqrt(np.bincount(row_of, weights=tfidf * tfidf, minlength=n_rows))
         totals[totals == 0] = 1.0
-        matrix.data = tfidf / totals[row_of]
-        matrix.eliminate_zeros()  # a block weighted 0 leaves no stored zeros behind
+        tfidf = tfidf / totals[row_of]
+        keep = tfidf != 0  # a block weighted 0 leaves no stored zeros behind
+        row_of = row_of[keep]
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
+        matrix = sp.csr_matrix((tfidf[keep], columns_of[keep], indptr), shape=(n_rows, n_features))
+        matrix.has_sorted_indices = True
         return matrix
 
     def occurrences(
@@ -277,10 +293,18 @@ class TriageEstimator:
         return sp.csr_matrix((data / norms[rows], matrix.indices[keep], indptr), shape=matrix.shape)
 
     def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Best word-and-concept similarity of each row to any training request."""
+        """Best word-and-concept similarity of each row to any training request.
+
+        The training side has no character n-gram columns, so multiplying the full rows and
+        dividing by the norm of their word and concept part equals comparing ``topic_vectors``
+        without building them.
+        """
         if self.index.topic_matrix is None or self.index.topic_matrix.shape[0] == 0:
             return np.zeros(matrix.shape[0])
-        return best_similarity(self.topic_vectors(matrix), self.index.topic_t)
+        topical = np.where(self.features._block[matrix.indices] != 1, matrix.data, 0.0)
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=topical**2, minlength=matrix.shape[0]))
+        return best_similarity(matrix, self.index.topic_t, row_norms=norms)
 
     def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar training requests per row: (indices, similarities), best first.
@@ -292,13 +316,14 @@ class TriageEstimator:
         values = np.zeros((matrix.shape[0], k))
         if k == 0:
             return indices, values
-        for lo in range(0, matrix.shape[0], _CHUNK):
-            block = (matrix[lo : lo + _CHUNK] @ self.index.matrix_t).toarray()
+        for lo, chunk in _row_blocks(matrix):
+            block = (chunk @ self.index.matrix_t).toarray()
+            hi = lo + block.shape[0]
             top = np.argpartition(-block, k - 1, axis=1)[:, :k]
             top_values = np.take_along_axis(block, top, axis=1)
             order = np.argsort(-top_values, axis=1, kind="stable")
-            indices[lo : lo + _CHUNK] = np.take_along_axis(top, order, axis=1)
-            values[lo : lo + _CHUNK] = np.take_along_axis(top_values, order, axis=1)
+            indices[lo:hi] = np.take_along_axis(top, order, axis=1)
+            values[lo:hi] = np.take_along_axis(top_values, order, axis=1)
         return indices, values
 
     def contributions(
