@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 
@@ -57,6 +58,26 @@ def test_parallel_batch_equals_serial(trained_model: TriageModel) -> None:
     )
     lines = trained_model.json_lines(texts, list(range(600)), explain=False, n_jobs=2)
     assert [json.loads(line)["id"] for line in lines] == list(range(600))
+
+
+def test_a_batch_leaves_the_garbage_collector_as_it_found_it(trained_model: TriageModel) -> None:
+    trained_model.suggest_many(["Bitte 2FA", "Wartemusik pro Queue"])
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # an application that froze its own objects keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        trained_model.suggest_many(["Bitte 2FA", "Wartemusik pro Queue"])
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_without_explanations_the_reasons_are_left_out(trained_model: TriageModel) -> None:
+    text = "Bitte 2FA für das Admin-Portal, wie bei der Telefonanlage"
+    explained, plain = trained_model.suggest(text), trained_model.suggest(text, explain=False)
+    assert explained.similar and explained.concepts and explained.max_similarity is not None
+    assert (plain.similar, plain.concepts, plain.max_similarity) == ([], [], None)
+    assert plain.topic_similarity == explained.topic_similarity
 
 
 def test_outcome_does_not_depend_on_explanations(trained_model: TriageModel) -> None:
