@@ -10,7 +10,7 @@ Pattern forms:
 - ``"*verschlüssel*"``: a token infix, for compounds with the stem inside ("unverschlüsselt").
 
 Renaming a concept changes the artifact's features: bump ``ARTIFACT_FORMAT`` in
-``model/artifact.py`` when you do.
+``model/registry.py`` when you do.
 """
 
 CONCEPTS: dict[str, tuple[str, ...]] = {
