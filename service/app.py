@@ -47,6 +47,14 @@ architects' reviews, and serves the registry's current model with hot reload.
 
 Errors are RFC 9457 problem details (`application/problem+json`). Writes, inbox reads and
 admin calls need the `X-API-Key` header.
+
+**Blind review.** At intake a share of requests (`TRIAGE_BLIND_REVIEW_SHARE`) is chosen for
+blind review (`blind_review: true`), so that agreement with the model can be measured without
+anchoring. Until such a request has its first review, the inbox answers as if it had no
+suggestion yet: `labels`, `outcome`, `suggested_labels`, `suggested_outcome`, `margin`,
+`demand`, `suggestion` and the near-duplicate links are null; the `label` and `outcome`
+filters never match it; sorted by `uncertainty` it comes after every request with a visible
+margin, in id order. Once reviewed it shows everything, like any other request.
 """
 
 
@@ -147,6 +155,9 @@ def _build_state(settings: Settings) -> AppState:
         store.engine.url.render_as_string(hide_password=True),
         schema,
     )
+    assigned = store.assign_blind_reviews(settings.blind_review_share)
+    if assigned:
+        logger.info("chose blind review for %d requests stored before schema 2", assigned)
     holder = ModelHolder(Registry(settings.model_dir), settings.uncertainty_band)
     metrics = Metrics(
         version=lambda: holder.model.version if holder.model else None,

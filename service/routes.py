@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -50,12 +49,6 @@ def _check_text(state: AppState, value: str, where: str) -> None:
             "Text too long",
             f"{where} has {len(value)} characters; the limit is {limit} (TRIAGE_MAX_TEXT_CHARS)",
         )
-
-
-def _blind(state: AppState, request_id: int) -> bool:
-    """A stable pseudo-random share of requests is reviewed without seeing the suggestion."""
-    digest = hashlib.sha256(f"blind:{request_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < state.settings.blind_review_share
 
 
 # --- suggestions ---------------------------------------------------------------------------
@@ -114,8 +107,18 @@ async def suggest_batch(
 # --- inbox ---------------------------------------------------------------------------------
 
 
-def _summary(state: AppState, row: dict[str, Any]) -> dict[str, Any]:
-    return {
+# Withheld (null) while a blind review is pending: everything the suggestion could be read
+# from. The list filters and sort follow the same rule (``Store.list_requests``).
+_SUGGESTION_FIELDS = ("labels", "outcome", "suggested_labels", "suggested_outcome", "margin")
+_REQUEST_SUGGESTION_FIELDS = ("suggestion", "demand", "earlier_similar", "later_similar")
+
+
+def _hides_suggestion(row: dict[str, Any]) -> bool:
+    return bool(row["blind_review"]) and row["status"] == "pending"
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    summary = {
         "id": row["id"],
         "received_at": row["received_at"],
         "title": row["title"],
@@ -132,8 +135,11 @@ def _summary(state: AppState, row: dict[str, Any]) -> dict[str, Any]:
         "margin": row["margin"],
         "model_version": row["model_version"],
         "demand": row["demand"],
-        "blind_review": _blind(state, row["id"]),
+        "blind_review": bool(row["blind_review"]),
     }
+    if _hides_suggestion(row):
+        summary.update(dict.fromkeys((*_SUGGESTION_FIELDS, "demand")))
+    return summary
 
 
 def _review_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -180,17 +186,21 @@ def create_request(
         "outcome": out["outcome"],
         "demand": demand,
     }
-    request_id = state.store.add_request(
-        record, [(n.id, n.similarity) for n in neighbours], model.version
+    request_id, blind = state.store.add_request(
+        record,
+        [(n.id, n.similarity) for n in neighbours],
+        model.version,
+        blind_share=state.settings.blind_review_share,
     )
     state.metrics.count_suggestion(suggestion.labels, out["outcome"])
     logger.info(
-        "stored feature request %d (lang %s, outcome %s, %d near-duplicates, %d partners)",
+        "stored feature request %d (lang %s, outcome %s, %d near-duplicates, %d partners%s)",
         request_id,
         suggestion.language,
         out["outcome"],
         len(neighbours),
         demand["partners"],
+        ", blind review" if blind else "",
     )
     response.headers["Location"] = f"/v1/requests/{request_id}"
     return {
@@ -254,7 +264,7 @@ def list_requests(
         response.headers["Link"] = (
             f'</v1/requests?{params}&limit={limit}&offset={offset + limit}>; rel="next"'
         )
-    return [_summary(state, row) for row in rows]
+    return [_summary(row) for row in rows]
 
 
 @router.get(
@@ -277,8 +287,8 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
         ) from None
     history = [_review_out(r) for r in row["reviews"]]
     current = next((r for r in history if r["id"] == row["current_review_id"]), None)
-    return {
-        **_summary(state, row),
+    out = {
+        **_summary(row),
         "stored_at": row["stored_at"],
         "suggestion": row["suggestion"],
         "review": current,
@@ -286,6 +296,9 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
         "earlier_similar": [{"id": i, "similarity": sim} for i, sim in row["earlier_similar"]],
         "later_similar": [{"id": i, "similarity": sim} for i, sim in row["later_similar"]],
     }
+    if _hides_suggestion(row):
+        out.update(dict.fromkeys(_REQUEST_SUGGESTION_FIELDS))
+    return out
 
 
 @router.post(

@@ -169,6 +169,9 @@ class RequestCreatedOut(BaseModel):
     suggestion: SuggestionOut
 
 
+_WITHHELD = " Null while a blind review is pending."
+
+
 class RequestSummaryOut(BaseModel):
     id: int
     received_at: str
@@ -179,25 +182,37 @@ class RequestSummaryOut(BaseModel):
     source: str | None
     lang: str
     status: Status
-    labels: list[str] = Field(description="Reviewed labels, else the suggested ones.")
-    outcome: Outcome = Field(description="Reviewed outcome if given, else the suggested one.")
-    suggested_labels: list[str]
-    suggested_outcome: Outcome
-    margin: float = Field(description="Closest score's distance to its threshold.")
+    labels: list[str] | None = Field(
+        description="Reviewed labels, else the suggested ones." + _WITHHELD
+    )
+    outcome: Outcome | None = Field(
+        description="Reviewed outcome if given, else the suggested one." + _WITHHELD
+    )
+    suggested_labels: list[str] | None = Field(description="At intake." + _WITHHELD)
+    suggested_outcome: Outcome | None = Field(description="At intake." + _WITHHELD)
+    margin: float | None = Field(
+        description="Closest score's distance to its threshold." + _WITHHELD
+    )
     model_version: str
-    demand: Demand
+    demand: Demand | None = Field(description="At intake." + _WITHHELD)
     blind_review: bool = Field(
-        description="The review page should hide the suggestion (TRIAGE_BLIND_REVIEW_SHARE)."
+        description="Chosen at intake (TRIAGE_BLIND_REVIEW_SHARE): until its first review, "
+        "nothing derived from the suggestion is shown, and the label and outcome filters "
+        "never match it."
     )
 
 
 class RequestOut(RequestSummaryOut):
     stored_at: str
-    suggestion: SuggestionOut
+    suggestion: SuggestionOut | None = Field(description="At intake." + _WITHHELD)
     review: ReviewOut | None = Field(description="The current review.")
     reviews: list[ReviewOut] = Field(description="Every review, oldest first.")
-    earlier_similar: list[Link] = Field(description="Near-duplicates among earlier requests.")
-    later_similar: list[Link] = Field(description="Later requests that link to this one.")
+    earlier_similar: list[Link] | None = Field(
+        description="Near-duplicates among earlier requests." + _WITHHELD
+    )
+    later_similar: list[Link] | None = Field(
+        description="Later requests that link to this one." + _WITHHELD
+    )
 
 
 # --- model, health -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ at the end of ``MIGRATIONS``; never edit one that has shipped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -63,6 +64,9 @@ feature_requests = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending | reviewed
     sa.Column("current_review_id", sa.Integer),
     sa.Column("demand", sa.Text, nullable=False),  # JSON: counts at intake
+    # Chosen at intake (migration 2; null only for older rows until the service backfills):
+    # while pending, nothing derived from the suggestion may show (see ``hides_suggestion``).
+    sa.Column("blind_review", sa.Boolean),
     sa.Index("ix_feature_requests_received_at", "received_at"),
     sa.Index("ix_feature_requests_status", "status"),
     sa.Index("ix_feature_requests_margin", "margin"),
@@ -101,6 +105,13 @@ def _migration_1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _migration_2(conn: Connection) -> None:
+    # Databases made by migration 1 from this metadata already have the column.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("feature_requests")}
+    if "blind_review" not in columns:
+        conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN blind_review BOOLEAN")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -110,6 +121,7 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox: feature_requests, request_links, reviews", _migration_1),
+    Migration(2, "feature_requests.blind_review: blind review chosen at intake", _migration_2),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -120,6 +132,18 @@ MAX_ROW_ID = 2**31 - 1
 
 class NotFound(LookupError):
     pass
+
+
+def blind_review_selected(request_id: int, share: float) -> bool:
+    """A stable pseudo-random ``share`` of request ids is reviewed without the suggestion."""
+    digest = hashlib.sha256(f"blind:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+# Pending and blind: the suggestion, and all that is derived from it, stays hidden.
+hides_suggestion = sa.and_(
+    feature_requests.c.blind_review.is_(True), feature_requests.c.status == "pending"
+)
 
 
 def now_iso() -> str:
@@ -274,20 +298,35 @@ class Store:
     # --- feature requests ----------------------------------------------------------------
 
     def add_request(
-        self, record: dict[str, Any], links: list[tuple[int, float]], model_version: str
-    ) -> int:
-        """Store one feature request with its suggestion and near-duplicate links; its id."""
+        self,
+        record: dict[str, Any],
+        links: list[tuple[int, float]],
+        model_version: str,
+        blind_share: float = 0.0,
+    ) -> tuple[int, bool]:
+        """Store one feature request with its suggestion and near-duplicate links.
+
+        Returns its id and whether it was chosen for blind review (``blind_share`` of ids).
+        """
         values = dict(record)
         for key in ("suggestion", "suggested_labels", "labels", "demand"):
             values[key] = _json(values[key])
         values.setdefault("stored_at", now_iso())
         values.setdefault("status", "pending")
+        values["blind_review"] = False
         with self.write() as conn:
             request_id = int(
                 conn.execute(
                     feature_requests.insert().values(**values).returning(feature_requests.c.id)
                 ).scalar_one()
             )
+            blind = blind_review_selected(request_id, blind_share)
+            if blind:  # the choice depends on the id, known only now; same transaction
+                conn.execute(
+                    feature_requests.update()
+                    .where(feature_requests.c.id == request_id)
+                    .values(blind_review=True)
+                )
             if links:
                 conn.execute(
                     request_links.insert(),
@@ -301,7 +340,35 @@ class Store:
                         for other, sim in links
                     ],
                 )
-        return request_id
+        return request_id, blind
+
+    def assign_blind_reviews(self, share: float) -> int:
+        """Choose blind review for requests stored before it was chosen at intake; how many."""
+        with self.read() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(feature_requests.c.id).where(
+                        feature_requests.c.blind_review.is_(None)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        if not ids:
+            return 0
+        blind = [i for i in ids if blind_review_selected(int(i), share)]
+        with self.write() as conn:
+            for value, chosen in ((True, blind), (False, sorted(set(ids) - set(blind)))):
+                for start in range(0, len(chosen), 500):
+                    conn.execute(
+                        feature_requests.update()
+                        .where(
+                            feature_requests.c.id.in_(chosen[start : start + 500]),
+                            feature_requests.c.blind_review.is_(None),
+                        )
+                        .values(blind_review=value)
+                    )
+        return len(ids)
 
     def get_request(self, request_id: int) -> dict[str, Any]:
         if not 0 < request_id <= MAX_ROW_ID:
@@ -349,7 +416,13 @@ class Store:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        """One page of requests matching all given filters, and how many match in all."""
+        """One page of requests matching all given filters, and how many match in all.
+
+        A request that ``hides_suggestion`` has no labels or outcome anyone may see yet: it
+        matches no ``label`` or ``outcome`` filter, and sorted by uncertainty it comes after
+        every request with a visible margin, in id order. So its place in any list is the same
+        whatever the model suggested.
+        """
         conditions = []
         if status:
             conditions.append(feature_requests.c.status == status)
@@ -357,14 +430,20 @@ class Store:
             conditions.append(feature_requests.c.labels.contains(f'"{label}"', autoescape=True))
         if outcome:
             conditions.append(feature_requests.c.outcome == outcome)
+        if label or outcome:
+            conditions.append(sa.not_(hides_suggestion))
         if lang:
             conditions.append(feature_requests.c.lang == lang)
-        column = (
-            feature_requests.c.margin if sort == "uncertainty" else (feature_requests.c.received_at)
-        )
-        # "uncertainty" sorts the most uncertain (smallest margin) first unless order=desc
-        # was asked for explicitly; the route passes the order it means.
-        ordering = column.asc() if order == "asc" else column.desc()
+        ordering: list[Any] = []
+        if sort == "uncertainty":
+            # "uncertainty" sorts the most uncertain (smallest margin) first unless order=desc
+            # was asked for explicitly; the route passes the order it means.
+            hidden = sa.case((hides_suggestion, 1), else_=0)
+            margin = sa.case((hides_suggestion, 0.0), else_=feature_requests.c.margin)
+            ordering = [hidden.asc(), margin.asc() if order == "asc" else margin.desc()]
+        else:
+            column = feature_requests.c.received_at
+            ordering = [column.asc() if order == "asc" else column.desc()]
         tiebreak = feature_requests.c.id.asc() if order == "asc" else feature_requests.c.id.desc()
         query = sa.select(feature_requests).where(*conditions)
         with self.read() as conn:
@@ -376,7 +455,7 @@ class Store:
             rows = [
                 _decode_request(dict(r._mapping))
                 for r in conn.execute(
-                    query.order_by(ordering, tiebreak).limit(limit).offset(offset)
+                    query.order_by(*ordering, tiebreak).limit(limit).offset(offset)
                 )
             ]
         return rows, total

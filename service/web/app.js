@@ -487,7 +487,7 @@
   // --- request view ---------------------------------------------------------------------------
 
   function isBlind(request) {
-    return request.blind_review && request.status === "pending" && !request.revealed;
+    return request.blind_review && request.status === "pending";
   }
 
   async function openRequest(id) {
@@ -659,7 +659,12 @@
     }
     let message = `Saved review of #${request.id}`;
     if (blind) {
-      const suggested = request.suggested_labels.map(labelName).join(", ") || "no label";
+      // The API withholds a blind request's suggestion until it is reviewed: fetch it now.
+      let suggested = "?";
+      try {
+        const revealed = await api(`/v1/requests/${request.id}`);
+        suggested = (revealed.suggested_labels || []).map(labelName).join(", ") || "no label";
+      } catch (_) { /* the review is saved; only the comparison is missing */ }
       message += ` (blind). The model suggested: ${suggested} – ${review.labels_agreed ? "you agreed" : "you differ"}.`;
     } else {
       message += review.labels_agreed ? " (agrees with the suggestion)." : " (corrected).";

@@ -357,9 +357,95 @@ def test_export_skips_unsupported_languages_unless_asked(client: TestClient) -> 
     assert json.loads(flagged[0])["unsupported_language"] is True
 
 
-def test_blind_review_share_marks_a_stable_subset(make_client: Callable[..., TestClient]) -> None:
+@on_both_backends
+def test_blind_review_is_chosen_at_intake_and_kept(
+    make_client: Callable[..., TestClient],
+) -> None:
     everyone = make_client(blind_review_share=1.0)
-    created = intake(everyone, CONFIG)
-    assert everyone.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["blind_review"]
-    nobody = make_client(blind_review_share=0.0)
-    assert not nobody.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["blind_review"]
+    blind = intake(everyone, CONFIG)
+    assert everyone.get(f"/v1/requests/{blind['id']}", headers=AUTH).json()["blind_review"]
+    nobody = make_client(blind_review_share=0.0)  # the same database, another setting
+    assert nobody.get(f"/v1/requests/{blind['id']}", headers=AUTH).json()["blind_review"]
+    seen = intake(nobody, CONFIG)
+    assert not nobody.get(f"/v1/requests/{seen['id']}", headers=AUTH).json()["blind_review"]
+
+
+# Everything in an inbox answer that the suggestion could be read from.
+WITHHELD = ("labels", "outcome", "suggested_labels", "suggested_outcome", "margin", "demand")
+WITHHELD_ONE = (*WITHHELD, "suggestion", "earlier_similar", "later_similar")
+OUTCOMES = (
+    "security_fix",
+    "partner_configures",
+    "prioritize_broad_value",
+    "decline_limited_use",
+    "needs_review",
+)
+
+
+@on_both_backends
+def test_pending_blind_requests_reveal_no_suggestion(
+    make_client: Callable[..., TestClient],
+) -> None:
+    blind_client = make_client(blind_review_share=1.0)
+    blind = {text: intake(blind_client, text)["id"] for text in (SECURITY, CONFIG, NARROW)}
+    client = make_client(blind_review_share=0.0)  # same database: seen requests beside them
+    seen = {text: intake(client, text) for text in (SECURITY, CONFIG, NARROW)}
+    suggested = {text: created["suggestion"] for text, created in seen.items()}
+    assert len({tuple(sg["labels"]) for sg in suggested.values()}) == 3  # they differ
+
+    def listed(**params: object) -> list[dict]:
+        query = {"limit": 500, **{k: v for k, v in params.items() if v is not None}}
+        response = client.get("/v1/requests", params=query, headers=AUTH)
+        assert response.status_code == 200, response.text
+        assert int(response.headers["x-total-count"]) == len(response.json())
+        return response.json()
+
+    rows = {row["id"]: row for row in listed()}
+    for request_id in blind.values():
+        assert rows[request_id]["blind_review"] is True
+        assert all(rows[request_id][key] is None for key in WITHHELD)
+        one = client.get(f"/v1/requests/{request_id}", headers=AUTH).json()
+        assert all(one[key] is None for key in WITHHELD_ONE), one
+        assert one["text"] and one["lang"] and one["status"] == "pending"
+
+    # Filters: a blind pending request matches no label and no outcome, whatever was
+    # suggested, so it looks the same in every filtered list as its differently-suggested
+    # siblings do; seen requests with the same texts are found as usual.
+    for label in ("msp_configurable", "security", "broad_value"):
+        found = {row["id"] for row in listed(label=label)}
+        assert not found & set(blind.values()), label
+        assert found == {seen[t]["id"] for t in seen if label in suggested[t]["labels"]}
+    for outcome in OUTCOMES:
+        for status in (None, "pending"):
+            found = {row["id"] for row in listed(outcome=outcome, status=status)}
+            assert not found & set(blind.values()), outcome
+            assert found == {seen[t]["id"] for t in seen if suggested[t]["outcome"] == outcome}
+    assert {row["id"] for row in listed(status="pending")} >= set(blind.values())
+    assert {row["id"] for row in listed(lang="en")} >= {blind[CONFIG], seen[CONFIG]["id"]}
+
+    # Sorted by uncertainty: seen requests by margin, then the blind ones in id order.
+    for order, ids in (("asc", sorted(blind.values())), ("desc", sorted(blind.values())[::-1])):
+        ranked = [row["id"] for row in listed(sort="uncertainty", order=order)]
+        assert ranked[3:] == ids, order
+        margins = [rows[i]["margin"] for i in ranked[:3]]
+        assert margins == sorted(margins, reverse=order == "desc")
+    paged = client.get(
+        "/v1/requests", params={"sort": "uncertainty", "limit": 2, "offset": 3}, headers=AUTH
+    ).json()
+    assert [row["id"] for row in paged] == sorted(blind.values())[:2]
+
+    # Reviewed, a blind request is like any other: its suggestion and the reviewer's labels.
+    reviewed = blind[SECURITY]
+    response = client.post(
+        f"/v1/requests/{reviewed}/review",
+        json={"labels": ["broad_value"], "reviewer": "jd", "blind": True},
+        headers=AUTH,
+    )
+    assert response.status_code == 201
+    assert response.json()["labels_agreed"] is (suggested[SECURITY]["labels"] == ["broad_value"])
+    one = client.get(f"/v1/requests/{reviewed}", headers=AUTH).json()
+    assert one["suggested_labels"] == suggested[SECURITY]["labels"]
+    assert one["suggestion"]["labels"] == suggested[SECURITY]["labels"]
+    assert one["labels"] == ["broad_value"]
+    assert reviewed in {row["id"] for row in listed(label="broad_value")}
+    assert reviewed not in {row["id"] for row in listed(label="security")}

@@ -17,7 +17,13 @@ from test_inbox import SECURITY, intake
 
 from service.logs import JsonFormatter
 from service.settings import Settings, SettingsError
-from service.store import MIGRATIONS, SCHEMA_VERSION, Store, schema_migrations
+from service.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Store,
+    blind_review_selected,
+    schema_migrations,
+)
 
 
 @on_both_backends
@@ -192,4 +198,45 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
         )
     with pytest.raises(RuntimeError, match="newer than this code"):
         store.migrate()
+    store.close()
+
+
+def _record(i: int) -> dict[str, object]:
+    return {
+        "received_at": f"2025-01-{i % 28 + 1:02d}T00:00:00.000000+00:00",
+        "title": None,
+        "text": f"Bitte 2FA für Mandant {i}",
+        "partner": None,
+        "customer": None,
+        "source": None,
+        "lang": "de",
+        "model_version": "v",
+        "suggestion": {},
+        "suggested_labels": ["security"],
+        "suggested_outcome": "security_fix",
+        "margin": 0.3,
+        "labels": ["security"],
+        "outcome": "security_fix",
+        "demand": {},
+    }
+
+
+@on_both_backends
+def test_requests_from_schema_1_get_their_blind_review_chosen_once(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    ids = [store.add_request(_record(i), [], "v")[0] for i in range(40)]
+    with store.write() as conn:  # back to schema 1: no blind_review column
+        conn.exec_driver_sql("ALTER TABLE feature_requests DROP COLUMN blind_review")
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 2))
+    store.close()
+    store = Store(database_url)
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.assign_blind_reviews(0.5) == len(ids)
+    assert store.assign_blind_reviews(0.5) == 0  # chosen once, kept
+    chosen = {request_id: store.get_request(request_id)["blind_review"] for request_id in ids}
+    assert chosen == {i: blind_review_selected(i, 0.5) for i in ids}
+    assert 0 < sum(chosen.values()) < len(ids)
+    new_id, blind = store.add_request(_record(99), [], "v", blind_share=1.0)
+    assert blind and store.get_request(new_id)["blind_review"] is True
     store.close()

@@ -233,7 +233,10 @@ def test_blind_review_hides_the_suggestion_until_decided(
     page.keyboard.press("a")  # nothing to accept: no review
     page.keyboard.press(LABEL_KEYS["security"])
     page.keyboard.press("s")
-    page.locator("#toast").filter(has_text="The model suggested").wait_for()
+    toast = page.locator("#toast").filter(has_text="The model suggested")
+    toast.wait_for()
+    # The API withheld the suggestion until the review was saved; the page fetched it after.
+    assert "The model suggested: Security" in (toast.text_content() or "")
     record = exported(server)[f"inbox-{created['id']}"]
     assert record["blind"] is True and record["labels"] == ["security"]
     assert len(stored(server, created["id"])["reviews"]) == 1
