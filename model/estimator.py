@@ -20,6 +20,7 @@ from model.text import Analysis, char_ngrams
 
 LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
 _CHUNK = 512  # rows per block when comparing with the training requests
+_TRANSFORM_ROWS = 2048  # rows per slice when building TF-IDF rows
 
 
 def _row_blocks(rows: sp.csr_matrix) -> list[tuple[int, sp.csr_matrix]]:
@@ -171,16 +172,34 @@ class FeatureSpace:
     def transform(self, analyses: list[Analysis]) -> sp.csr_matrix:
         """TF-IDF rows: sublinear TF × IDF, L2 per block, block weights, then L2 overall.
 
-        Done for the whole batch at once: the norms are per (row, block) sums, so no step
-        loops over rows in Python.
+        Computed for many rows at once (the norms are per (row, block) sums, so no step loops
+        over rows in Python), in slices of rows so memory stays bounded for a large corpus.
         """
+        parts = [
+            self._tfidf_rows(analyses[lo : lo + _TRANSFORM_ROWS])
+            for lo in range(0, len(analyses), _TRANSFORM_ROWS)
+        ]
+        indptr = np.zeros(len(analyses) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate([p[0] for p in parts] or [[]]), out=indptr[1:])
+        matrix = sp.csr_matrix(
+            (
+                np.concatenate([p[2] for p in parts] or [np.zeros(0)]),
+                np.concatenate([p[1] for p in parts] or [np.zeros(0, dtype=np.int64)]),
+                indptr,
+            ),
+            shape=(len(analyses), self.n_features),
+        )
+        matrix.has_sorted_indices = True
+        return matrix
+
+    def _tfidf_rows(self, analyses: list[Analysis]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Entries per row, and the rows' columns (ascending within a row) and values."""
         n_rows, n_features = len(analyses), self.n_features
         columns = [self._doc_columns(analysis) for analysis in analyses]
         rows = np.repeat(np.arange(n_rows, dtype=np.int64), [len(c) for c in columns])
-        flat = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
         # One sort gives each row's distinct columns in order and their term counts; building
         # the CSR arrays directly spares scipy's conversions, which dominate for a single text.
-        keys, counts = np.unique(rows * n_features + flat, return_counts=True)
+        keys, counts = np.unique(rows * n_features + np.concatenate(columns), return_counts=True)
         row_of, columns_of = np.divmod(keys, n_features)
         block = self._block[columns_of]
         tfidf = (1.0 + np.log(counts)) * self._idf[columns_of]
@@ -192,12 +211,8 @@ class FeatureSpace:
         totals[totals == 0] = 1.0
         tfidf = tfidf / totals[row_of]
         keep = tfidf != 0  # a block weighted 0 leaves no stored zeros behind
-        row_of = row_of[keep]
-        indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
-        matrix = sp.csr_matrix((tfidf[keep], columns_of[keep], indptr), shape=(n_rows, n_features))
-        matrix.has_sorted_indices = True
-        return matrix
+        entries = np.bincount(row_of[keep], minlength=n_rows)
+        return entries, columns_of[keep], tfidf[keep]
 
     def occurrences(
         self, analysis: Analysis
