@@ -45,7 +45,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 class _ProgressBar:
-    """Shows each training step as a progress bar on stderr."""
+    """Shows each step of a long run as a progress bar on stderr."""
 
     def __init__(self) -> None:
         self.bar = Progress(
@@ -142,7 +142,11 @@ def predict(
     ],
     model_dir: ModelDir = None,
     no_explain: Annotated[
-        bool, typer.Option("--no-explain", help="Leave out evidence words (faster).")
+        bool,
+        typer.Option(
+            "--no-explain",
+            help="Leave out the reasons: evidence words, similar requests, concepts (faster).",
+        ),
     ] = False,
     jobs: Annotated[
         int, typer.Option("--jobs", help="Worker processes for large inputs (-1: all cores).")
@@ -157,9 +161,10 @@ def predict(
         records = predict_io.read_records(input_path)
     except predict_io.InputError as exc:
         _fail(str(exc), code=2)
-    problems = predict_io.write_predictions(
-        model, records, sys.stdout, explain=not no_explain, n_jobs=jobs
-    )
+    with _ProgressBar() as progress:
+        problems = predict_io.write_predictions(
+            model, records, sys.stdout, explain=not no_explain, n_jobs=jobs, progress=progress
+        )
     if problems:
         err.print(f"{problems} record(s) could not be read; their lines carry an 'error'.")
 

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -120,8 +120,12 @@ def write_predictions(
     out: TextIO,
     explain: bool = True,
     n_jobs: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> int:
-    """Write one JSON line per record, in input order; returns how many were unreadable."""
+    """Write one JSON line per record, in input order; returns how many were unreadable.
+
+    ``progress(step, done, total)`` is called after each batch of records.
+    """
     problems = 0
     for start in range(0, len(records), BATCH):
         batch = records[start : start + BATCH]
@@ -138,4 +142,6 @@ def write_predictions(
             else:
                 out.write(next(lines) + "\n")
         out.flush()
+        if progress is not None:
+            progress("suggesting", start + len(batch), len(records))
     return problems
