@@ -10,6 +10,10 @@ as little CPU as possible goes to the load generator instead of the service.
 Texts: a built-in mix of German and English feature requests of different lengths, or
 ``--texts FILE`` (JSON Lines with a ``text`` field, e.g. ``data/samples/eval.jsonl``).
 Goal on the 2-core machine (issue 3): p50 <= 10 ms, p99 <= 50 ms, >= 500 req/s, 0 errors.
+
+Besides latency it prints the CPU time per request of the load client and (with ``--start``)
+of the service's processes: on a shared 2-core machine that says more than requests per
+second alone, which move with whatever else runs.
 """
 
 from __future__ import annotations
@@ -183,6 +187,27 @@ def start_service(host: str, port: int, workers: int) -> subprocess.Popen[bytes]
     return process
 
 
+def group_cpu_seconds(pgid: int) -> float | None:
+    """User + system CPU of every live process in a process group (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def wait_ready(url: str, timeout: float) -> None:
     import urllib.error
     import urllib.request
@@ -226,9 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.warmup:
             # Warm-up also waits out workers still starting (readyz answers from the first).
             asyncio.run(run_load(args.url, args.warmup, args.concurrency, texts, args.api_key))
+        service_cpu = group_cpu_seconds(process.pid) if process is not None else None
+        client_cpu = time.process_time()
         latencies, errors, elapsed = asyncio.run(
             run_load(args.url, args.requests, args.concurrency, texts, args.api_key)
         )
+        client_cpu = time.process_time() - client_cpu
+        if service_cpu is not None and process is not None:
+            after = group_cpu_seconds(process.pid)
+            service_cpu = None if after is None else after - service_cpu
     finally:
         if process is not None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -249,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
         "errors": n_errors,
         "error_kinds": errors,
+        # CPU per request: where the two cores went (the service's only with --start).
+        "client_cpu_ms_per_request": round(client_cpu / args.requests * 1000, 3),
+        "service_cpu_ms_per_request": (
+            round(service_cpu / args.requests * 1000, 3) if service_cpu is not None else None
+        ),
     }
     if args.json:
         print(json.dumps(result))
@@ -262,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {result['p99_ms']} ms   max {result['max_ms']} ms"
         )
         print(f"  {result['requests_per_second']} requests/s   errors {n_errors} {errors or ''}")
+        cpu = f"  CPU per request: load client {result['client_cpu_ms_per_request']} ms"
+        if service_cpu is not None:
+            cpu += (
+                f", service {result['service_cpu_ms_per_request']} ms "
+                f"({service_cpu / elapsed:.2f} of {os.cpu_count()} cores busy)"
+            )
+        print(cpu)
     return 1 if n_errors else 0
 
 

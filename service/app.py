@@ -26,6 +26,7 @@ from model import Registry
 from service.demand import DemandIndex
 from service.deps import AppState
 from service.errors import PROBLEM_MEDIA_TYPE, install_error_handlers, problem_body
+from service.fastpath import SuggestFastPath
 from service.logs import configure_logging, request_id_var
 from service.metrics import Metrics
 from service.routes import router
@@ -103,8 +104,7 @@ class RequestContext:
             state = getattr(scope.get("app"), "state", None)
             triage = getattr(state, "triage", None) if state is not None else None
             if triage is not None:
-                triage.metrics.http_requests.labels(scope["method"], path, str(status)).inc()
-                triage.metrics.http_latency.labels(scope["method"], path).observe(elapsed)
+                triage.metrics.observe_http(scope["method"], path, status, elapsed)
             access_logger.info(
                 "%s %s %d %.1f ms",
                 scope["method"],
@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     mount_web(app, settings)
+    app.add_middleware(SuggestFastPath)  # innermost of ours: inside CORS and RequestContext
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

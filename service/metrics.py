@@ -107,11 +107,25 @@ class Metrics:
         self._live = _LiveCollector(version, agreement)
         if not self.multiprocess:
             self.registry.register(self._live)
+        # ``labels()`` takes a lock and builds a key on every call; the few label values
+        # there are get their child metric looked up once.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, method, route, str(status)).inc()
+        self._child(self.http_latency, method, route).observe(seconds)
 
     def count_suggestion(self, labels: Iterable[str], outcome: str) -> None:
         for label in labels:
-            self.suggested_labels.labels(label).inc()
-        self.suggested_outcomes.labels(outcome).inc()
+            self._child(self.suggested_labels, label).inc()
+        self._child(self.suggested_outcomes, outcome).inc()
 
     def render(self) -> tuple[bytes, str]:
         if not self.multiprocess:

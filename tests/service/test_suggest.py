@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from service_testing import AUTH
+
+from service import schemas as s
+from service.app import create_app
+from service.fastpath import SuggestFastPath
+from service.settings import Settings
+
+EVAL = Path(__file__).resolve().parents[2] / "data" / "samples" / "eval.jsonl"
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 
@@ -92,6 +102,71 @@ def test_empty_batch_is_fine(client: TestClient) -> None:
     response = client.post("/v1/suggest/batch", json={"items": []})
     assert response.status_code == 200
     assert response.json() == []
+
+
+def test_fast_path_answers_byte_for_byte_as_the_route(
+    client: TestClient, settings: Settings
+) -> None:
+    """``service.fastpath`` answers plain calls; the route (without it) must answer the same."""
+    app = create_app(settings)
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not SuggestFastPath]
+    samples = [json.loads(line) for line in EVAL.read_text(encoding="utf-8").splitlines()[:40]]
+    bodies = [{"text": r["text"]} for r in samples] + [
+        {"text": "Bitte 2FA für das Admin-Portal", "title": "Zwei-Faktor"},
+        {"text": "Straße, Größe, Übergabe – 🙂 and more", "title": None},
+    ]
+    with TestClient(app) as route_only:
+        for body in bodies:
+            fast, routed = (
+                client.post("/v1/suggest", json=body),
+                route_only.post("/v1/suggest", json=body),
+            )
+            assert fast.status_code == routed.status_code == 200, routed.text
+            assert fast.content == routed.content
+            assert fast.headers["content-type"] == routed.headers["content-type"]
+            # What is written out unvalidated is exactly the schema's shape.
+            parsed = s.SuggestionOut.model_validate_json(fast.content)
+            assert parsed.model_dump(mode="json") == fast.json()
+    assert (
+        client.post("/v1/suggest", json={"text": "x"}).headers["content-type"] == "application/json"
+    )
+
+
+def test_fast_path_answers_plain_calls_itself_and_hands_on_the_rest(client: TestClient) -> None:
+    async def framework(scope: dict, receive: Callable, send: Callable) -> None:
+        message = await receive()  # the body, replayed
+        handed_on.append(message["body"])
+
+    def call(body: bytes, content_type: bytes = b"application/json") -> list[dict]:
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        sent: list[dict] = []
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/suggest",
+            "headers": [(b"content-type", content_type)],
+            "app": client.app,
+        }
+        asyncio.run(SuggestFastPath(framework)(scope, receive, send))
+        return sent
+
+    handed_on: list[bytes] = []
+    answered = call(b'{"text": "Bitte 2FA f\\u00fcr das Admin-Portal"}')
+    assert answered[0]["status"] == 200 and b'"security"' in answered[1]["body"]
+    assert handed_on == []
+    for body, content_type in (
+        (b'{"text": ', b"application/json"),
+        (b'{"text": ""}', b"application/json"),
+        (b'{"text": "%s"}' % (b"x" * 20_001), b"application/json"),
+        (b'{"text": "2FA"}', b"text/plain"),
+    ):
+        assert call(body, content_type) == []
+        assert handed_on[-1] == body
 
 
 def test_concurrent_suggestions_are_batched_correctly(client: TestClient) -> None:
