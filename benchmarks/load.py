@@ -178,13 +178,12 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def start_service(host: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """The service as ``triage serve`` starts it (uvicorn, ``workers`` processes)."""
-    code = f"from service.server import serve; serve({host!r}, {port}, {workers}, None)"
+    """The service as the README starts it: ``triage serve``, which first trains a default
+    model from data/samples if the registry is empty (uvicorn, ``workers`` processes)."""
+    command = [sys.executable, "-m", "triage_cli.main", "serve", "--host", host]
+    command += ["--port", str(port), "--workers", str(workers)]
     env = {**os.environ, "TRIAGE_LOG_LEVEL": os.environ.get("TRIAGE_LOG_LEVEL", "WARNING")}
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, start_new_session=True
-    )
-    return process
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True)
 
 
 def group_cpu_seconds(pgid: int) -> float | None:
@@ -246,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         parts = urlsplit(args.url)
         process = start_service(parts.hostname or "127.0.0.1", parts.port or 8000, args.workers)
     try:
-        wait_ready(args.url, 120 if args.start else 5)
+        wait_ready(args.url, 600 if args.start else 5)  # a first start trains a model
         texts = load_texts(args.texts)
         if args.warmup:
             # Warm-up also waits out workers still starting (readyz answers from the first).
