@@ -297,15 +297,21 @@ class TriageEstimator:
         logits = np.column_stack([s.logit(matrix) for s in self.scorers.values()])
         return 1.0 / (1.0 + np.exp(-logits))
 
+    def _topic_norms(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """L2 norm of each row's word and concept part (character n-grams left out)."""
+        topical = np.where(self.features._block[matrix.indices] != 1, matrix.data, 0.0)
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        return np.sqrt(np.bincount(rows, weights=topical**2, minlength=matrix.shape[0]))
+
     def topic_vectors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """Rows restricted to the word and concept blocks, L2-normalised again."""
         keep = self.features._block[matrix.indices] != 1
         rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[keep]
-        data = matrix.data[keep]
-        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=matrix.shape[0]))
+        norms = self._topic_norms(matrix)
         norms[norms == 0] = 1.0
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=matrix.shape[0]))])
-        return sp.csr_matrix((data / norms[rows], matrix.indices[keep], indptr), shape=matrix.shape)
+        data = matrix.data[keep] / norms[rows]
+        return sp.csr_matrix((data, matrix.indices[keep], indptr), shape=matrix.shape)
 
     def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
         """Best word-and-concept similarity of each row to any training request.
@@ -316,10 +322,7 @@ class TriageEstimator:
         """
         if self.index.topic_matrix is None or self.index.topic_matrix.shape[0] == 0:
             return np.zeros(matrix.shape[0])
-        topical = np.where(self.features._block[matrix.indices] != 1, matrix.data, 0.0)
-        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        norms = np.sqrt(np.bincount(rows, weights=topical**2, minlength=matrix.shape[0]))
-        return best_similarity(matrix, self.index.topic_t, row_norms=norms)
+        return best_similarity(matrix, self.index.topic_t, row_norms=self._topic_norms(matrix))
 
     def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar training requests per row: (indices, similarities), best first.
