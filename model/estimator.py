@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,27 +22,24 @@ from model.text import Analysis, char_ngrams
 LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
 _CHUNK = 512  # rows per block when comparing with the training requests
 _TRANSFORM_ROWS = 2048  # rows per slice when building TF-IDF rows
+_DERIVED = ("_linear", "_index_topic_norms")  # TriageEstimator caches, not pickled
 
 
-def _row_blocks(rows: sp.csr_matrix) -> list[tuple[int, sp.csr_matrix]]:
-    """Row chunks of at most ``_CHUNK`` rows; a small batch is not sliced (slicing copies)."""
-    if rows.shape[0] <= _CHUNK:
+def _row_blocks(rows: sp.csr_matrix, size: int = _CHUNK) -> list[tuple[int, sp.csr_matrix]]:
+    """Row chunks of at most ``size`` rows; a small batch is not sliced (slicing copies)."""
+    if rows.shape[0] <= size:
         return [(0, rows)]
-    return [(lo, rows[lo : lo + _CHUNK]) for lo in range(0, rows.shape[0], _CHUNK)]
+    return [(lo, rows[lo : lo + size]) for lo in range(0, rows.shape[0], size)]
 
 
 def best_similarity(
-    rows: sp.csr_matrix,
-    reference_t: sp.csr_matrix,
-    exclude_self: bool = False,
-    row_norms: np.ndarray | None = None,
+    rows: sp.csr_matrix, reference_t: sp.csr_matrix, exclude_self: bool = False
 ) -> np.ndarray:
     """Best cosine similarity of each row to any reference row, in bounded memory.
 
     ``reference_t`` is the reference matrix transposed (features × requests), so callers can
     transpose once instead of on every call. With ``exclude_self`` (rows and reference are the
-    same matrix) a row's match with itself does not count. ``row_norms`` divides each row's
-    products, for rows whose features outside the reference's are to be ignored.
+    same matrix) a row's match with itself does not count.
     """
     best = np.zeros(rows.shape[0])
     for lo, chunk in _row_blocks(rows):
@@ -50,9 +48,43 @@ def best_similarity(
             n = block.shape[0]
             block[np.arange(n), lo + np.arange(n)] = -1.0
         best[lo : lo + block.shape[0]] = block.max(axis=1) if block.shape[1] else 0.0
-    if row_norms is not None:
-        best = np.divide(best, row_norms, out=np.zeros_like(best), where=row_norms > 0)
     return best
+
+
+def _with_topic_rows(rows: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``rows`` followed by the same rows holding only the entries where ``keep`` is set."""
+    n = rows.shape[0]
+    entries = np.repeat(np.arange(n), np.diff(rows.indptr))[keep]
+    indptr = np.concatenate(
+        [rows.indptr, rows.indptr[-1] + np.cumsum(np.bincount(entries, minlength=n))]
+    )
+    stacked = sp.csr_matrix(
+        (
+            np.concatenate([rows.data, rows.data[keep]]),
+            np.concatenate([rows.indices, rows.indices[keep]]),
+            indptr,
+        ),
+        shape=(2 * n, rows.shape[1]),
+    )
+    stacked.has_sorted_indices = True
+    return stacked
+
+
+def _top_k(block: np.ndarray, k: int, indices: np.ndarray, values: np.ndarray) -> None:
+    """Write the ``k`` largest entries of each row of ``block`` (positions, values), best first."""
+    top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+    top_values = np.take_along_axis(block, top, axis=1)
+    order = np.argsort(-top_values, axis=1, kind="stable")
+    indices[:] = np.take_along_axis(top, order, axis=1)
+    values[:] = np.take_along_axis(top_values, order, axis=1)
+
+
+class Comparison(NamedTuple):
+    """How each row compares with the training requests."""
+
+    topic: np.ndarray  # (rows,) best word-and-concept similarity to any training request
+    nearest: np.ndarray  # (rows, k) the k most similar training requests, best first
+    similarity: np.ndarray  # (rows, k) their cosine similarities
 
 
 @dataclass
@@ -63,10 +95,6 @@ class LabelScorer:
     intercept: float
     platt_a: float
     platt_b: float
-
-    def logit(self, features: sp.csr_matrix) -> np.ndarray:
-        raw = features @ self.coef + self.intercept
-        return self.platt_a * np.asarray(raw).ravel() + self.platt_b
 
 
 @dataclass
@@ -84,16 +112,12 @@ class TrainingIndex:
     topic_matrix: sp.csr_matrix | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        # The transposed copies are rebuilt on first use; pickling them would double the file.
-        return {k: v for k, v in self.__dict__.items() if k not in ("matrix_t", "topic_t")}
+        # The transposed copy is rebuilt on first use; pickling it would double the file.
+        return {k: v for k, v in self.__dict__.items() if k != "matrix_t"}
 
     @cached_property
     def matrix_t(self) -> sp.csr_matrix:
         return sp.csr_matrix(self.matrix.T)
-
-    @cached_property
-    def topic_t(self) -> sp.csr_matrix:
-        return sp.csr_matrix(self.topic_matrix.T)
 
 
 @dataclass
@@ -292,9 +316,25 @@ class TriageEstimator:
     def transform(self, analyses: list[Analysis]) -> sp.csr_matrix:
         return self.features.transform(analyses)
 
+    def __getstate__(self) -> dict[str, object]:
+        # Derived arrays are rebuilt on first use.
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+
+    @cached_property
+    def _linear(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every label's weights as one (features × labels) array, then intercepts and Platt."""
+        scorers = list(self.scorers.values())
+        return (
+            np.column_stack([s.coef for s in scorers]),
+            np.array([s.intercept for s in scorers]),
+            np.array([s.platt_a for s in scorers]),
+            np.array([s.platt_b for s in scorers]),
+        )
+
     def predict_proba(self, matrix: sp.csr_matrix) -> np.ndarray:
         """Calibrated probability per row and label, columns in ``self.labels`` order."""
-        logits = np.column_stack([s.logit(matrix) for s in self.scorers.values()])
+        coef, intercept, platt_a, platt_b = self._linear
+        logits = platt_a * (np.asarray(matrix @ coef) + intercept) + platt_b
         return 1.0 / (1.0 + np.exp(-logits))
 
     def _topic_norms(self, matrix: sp.csr_matrix) -> np.ndarray:
@@ -302,6 +342,12 @@ class TriageEstimator:
         topical = np.where(self.features._block[matrix.indices] != 1, matrix.data, 0.0)
         rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
         return np.sqrt(np.bincount(rows, weights=topical**2, minlength=matrix.shape[0]))
+
+    @cached_property
+    def _index_topic_norms(self) -> np.ndarray:
+        norms = self._topic_norms(self.index.matrix)
+        norms[norms == 0] = 1.0  # such a request has no word or concept entry to divide
+        return norms
 
     def topic_vectors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """Rows restricted to the word and concept blocks, L2-normalised again."""
@@ -314,35 +360,46 @@ class TriageEstimator:
         return sp.csr_matrix((data, matrix.indices[keep], indptr), shape=matrix.shape)
 
     def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Best word-and-concept similarity of each row to any training request.
-
-        The training side has no character n-gram columns, so multiplying the full rows and
-        dividing by the norm of their word and concept part equals comparing ``topic_vectors``
-        without building them.
-        """
-        if self.index.topic_matrix is None or self.index.topic_matrix.shape[0] == 0:
-            return np.zeros(matrix.shape[0])
-        return best_similarity(matrix, self.index.topic_t, row_norms=self._topic_norms(matrix))
+        """Best word-and-concept similarity of each row to any training request."""
+        return self.compare(matrix, 0).topic
 
     def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar training requests per row: (indices, similarities), best first.
+        """The ``k`` most similar training requests per row: (indices, similarities), best first."""
+        comparison = self.compare(matrix, k)
+        return comparison.nearest, comparison.similarity
 
-        Computed in row chunks so memory stays bounded however large the training set.
+    def compare(self, matrix: sp.csr_matrix, k: int) -> Comparison:
+        """Topic similarity and the ``k`` nearest training requests of each row.
+
+        One product with the training matrix per block of rows serves both, since each
+        product costs far more to set up than to compute for a few rows: the full rows give
+        cosine similarities; the rows' word and concept entries alone, divided by both sides'
+        norms of that part, give what comparing ``topic_vectors`` would (character n-grams
+        only ever meet character n-grams, so leaving them out of one side leaves them out).
+        Blocks of rows keep memory bounded however large the training set.
         """
-        k = min(k, self.index.matrix.shape[0])
-        indices = np.zeros((matrix.shape[0], k), dtype=np.int64)
-        values = np.zeros((matrix.shape[0], k))
-        if k == 0:
-            return indices, values
-        for lo, chunk in _row_blocks(matrix):
-            block = (chunk @ self.index.matrix_t).toarray()
-            hi = lo + block.shape[0]
-            top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            top_values = np.take_along_axis(block, top, axis=1)
-            order = np.argsort(-top_values, axis=1, kind="stable")
-            indices[lo:hi] = np.take_along_axis(top, order, axis=1)
-            values[lo:hi] = np.take_along_axis(top_values, order, axis=1)
-        return indices, values
+        n_rows, n_train = matrix.shape[0], self.index.matrix.shape[0]
+        k = min(k, n_train)
+        has_topic = self.index.topic_matrix is not None and n_train > 0
+        result = Comparison(
+            topic=np.zeros(n_rows),
+            nearest=np.zeros((n_rows, k), dtype=np.int64),
+            similarity=np.zeros((n_rows, k)),
+        )
+        if not has_topic and k == 0:
+            return result
+        for lo, chunk in _row_blocks(matrix, _CHUNK // 2):
+            n = chunk.shape[0]
+            keep = self.features._block[chunk.indices] != 1
+            query = _with_topic_rows(chunk, keep) if has_topic else chunk
+            block = (query @ self.index.matrix_t).toarray()
+            if has_topic:
+                best = (block[n:] / self._index_topic_norms).max(axis=1)
+                norms = self._topic_norms(chunk)
+                np.divide(best, norms, out=result.topic[lo : lo + n], where=norms > 0)
+            if k:
+                _top_k(block[:n], k, result.nearest[lo : lo + n], result.similarity[lo : lo + n])
+        return result
 
     def contributions(
         self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]

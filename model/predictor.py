@@ -162,13 +162,14 @@ class TriageModel:
         analyses = [analyze(t, self.estimator.max_chars) for t in texts]
         matrix = self.estimator.transform(analyses)
         probabilities = self.estimator.predict_proba(matrix)
-        topic = self.estimator.topic_similarity(matrix).tolist()
+        comparison = self.estimator.compare(matrix, self.n_similar if explain else 0)
+        topic = comparison.topic.tolist()
         if not explain:
             return [
                 self._suggestion(analysis, probabilities[i], topic[i])
                 for i, analysis in enumerate(analyses)
             ]
-        nearest, similarity = self.estimator.nearest(matrix, self.n_similar)
+        nearest, similarity = comparison.nearest, comparison.similarity
         suggestions = []
         for i, analysis in enumerate(analyses):
             lo, hi = matrix.indptr[i], matrix.indptr[i + 1]

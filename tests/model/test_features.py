@@ -36,3 +36,25 @@ def test_transform_equals_scikit_learn(
     resorted.sort_indices()  # the fast path promises sorted columns: check, do not trust the flag
     assert np.array_equal(resorted.indices, matrix.indices)
     assert abs(matrix - reference).max() < 1e-12
+
+
+@pytest.mark.parametrize("chunk", [512, 6], ids=["one block", "blocks of 3 rows"])
+def test_compare_equals_plain_cosine(
+    small_estimator: TriageEstimator, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One product serves topic similarity and neighbours: both must equal the plain formulas."""
+    monkeypatch.setattr(model.estimator, "_CHUNK", chunk)
+    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:20]]
+    analyses = [analyze(t) for t in [*texts, "", "xq zv", "Bitte 2FA für das Admin-Portal"]]
+    matrix = small_estimator.transform(analyses)
+    index = small_estimator.index
+    comparison = small_estimator.compare(matrix, 4)
+
+    cosine = (matrix @ index.matrix.T).toarray()
+    order = np.argsort(-cosine, axis=1, kind="stable")[:, :4]
+    assert np.allclose(comparison.similarity, np.take_along_axis(cosine, order, axis=1))
+    assert np.array_equal(comparison.nearest[:, 0], order[:, 0])
+    topic = (small_estimator.topic_vectors(matrix) @ index.topic_matrix.T).toarray().max(axis=1)
+    assert np.allclose(comparison.topic, topic, atol=1e-12)
+    assert comparison.topic[len(texts)] == 0.0  # an empty text is like nothing
+    assert np.array_equal(small_estimator.compare(matrix, 0).topic, comparison.topic)
