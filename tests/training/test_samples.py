@@ -13,6 +13,7 @@ from training.data import load_samples
 MINIMUMS = {
     "train.jsonl": {"n": 800, "lang": 350, "label": 180, "none": 100, "multi": 80},
     "eval.jsonl": {"n": 240, "lang": 105, "label": 54, "none": 30, "multi": 24},
+    "challenge.jsonl": {"n": 160, "lang": 80, "label": 28, "none": 30, "multi": 36},
 }
 
 
@@ -34,15 +35,19 @@ def test_sample_records_keep_their_extra_fields() -> None:
     assert "voice" in sample.to_record()
 
 
-def test_no_eval_text_is_a_near_duplicate_of_a_train_text() -> None:
-    train = [s.text for s in load_samples(SAMPLES / "train.jsonl").samples]
-    evaluation = load_samples(SAMPLES / "eval.jsonl").samples
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit(train)
+@pytest.mark.parametrize(
+    ("held_out", "seen"),
+    [("eval.jsonl", ["train.jsonl"]), ("challenge.jsonl", ["train.jsonl", "eval.jsonl"])],
+)
+def test_no_held_out_text_is_a_near_duplicate_of_a_seen_one(held_out: str, seen: list[str]) -> None:
+    known = [s.text for name in seen for s in load_samples(SAMPLES / name).samples]
+    evaluation = load_samples(SAMPLES / held_out).samples
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit(known)
     similarity = (
-        vectorizer.transform([s.text for s in evaluation]) @ vectorizer.transform(train).T
+        vectorizer.transform([s.text for s in evaluation]) @ vectorizer.transform(known).T
     ).toarray()
     worst = np.unravel_index(similarity.argmax(), similarity.shape)
     assert similarity.max() <= 0.8, (
-        f"eval {evaluation[worst[0]].id} is a near-duplicate of train text "
-        f"{train[worst[1]][:80]!r} (cosine {similarity.max():.2f})"
+        f"{held_out} {evaluation[worst[0]].id} is a near-duplicate of "
+        f"{known[worst[1]][:80]!r} (cosine {similarity.max():.2f})"
     )
