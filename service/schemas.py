@@ -139,7 +139,9 @@ class ReviewIn(BaseModel):
     comment: str | None = Field(default=None, max_length=5_000, pattern=NO_NUL)
     reviewer: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     blind: bool = Field(
-        default=False, description="True when the reviewer decided without seeing the suggestion."
+        default=False,
+        description="True when the reviewer decided without seeing the suggestion. A review of "
+        "a request whose suggestion is withheld for blind review is recorded as blind anyway.",
     )
 
 

@@ -502,7 +502,10 @@ class Store:
                 # request's current review.
                 request = conn.execute(
                     sa.select(
-                        feature_requests.c.suggested_labels, feature_requests.c.suggested_outcome
+                        feature_requests.c.suggested_labels,
+                        feature_requests.c.suggested_outcome,
+                        feature_requests.c.blind_review,
+                        feature_requests.c.status,
                     )
                     .where(feature_requests.c.id == request_id)
                     .with_for_update()
@@ -518,7 +521,10 @@ class Store:
                     "outcome": outcome,
                     "comment": review.get("comment"),
                     "reviewer": review["reviewer"],
-                    "blind": bool(review.get("blind", False)),
+                    # The suggestion was withheld from every reviewer until now: blind, whatever
+                    # the client says. A client may also report a review it chose to make blind.
+                    "blind": bool(review.get("blind", False))
+                    or (bool(request.blind_review) and request.status == "pending"),
                     "labels_agreed": set(labels) == suggested_labels,
                     "outcome_agreed": (
                         None if outcome is None else outcome == request.suggested_outcome

@@ -370,6 +370,24 @@ def test_blind_review_is_chosen_at_intake_and_kept(
     assert not nobody.get(f"/v1/requests/{seen['id']}", headers=AUTH).json()["blind_review"]
 
 
+@on_both_backends
+def test_a_review_made_while_the_suggestion_was_withheld_is_recorded_as_blind(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(blind_review_share=1.0)
+    request_id = intake(client, CONFIG)["id"]
+    review = {"labels": ["msp_configurable"], "reviewer": "jd"}  # the client does not say
+    first = client.post(f"/v1/requests/{request_id}/review", json=review, headers=AUTH)
+    assert first.status_code == 201, first.text
+    assert first.json()["blind"] is True
+    # Reviewed now, so the suggestion shows: a second review saw it, unless it says otherwise.
+    second = client.post(f"/v1/requests/{request_id}/review", json=review, headers=AUTH)
+    assert second.json()["blind"] is False
+    seen = intake(make_client(blind_review_share=0.0), CONFIG)["id"]
+    third = client.post(f"/v1/requests/{seen}/review", json=review, headers=AUTH)
+    assert third.json()["blind"] is False
+
+
 # Everything in an inbox answer that the suggestion could be read from.
 WITHHELD = ("labels", "outcome", "suggested_labels", "suggested_outcome", "margin", "demand")
 WITHHELD_ONE = (*WITHHELD, "suggestion", "earlier_similar", "later_similar")
