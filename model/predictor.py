@@ -158,8 +158,11 @@ class TriageModel:
         with _collect_new_objects_only():
             return self._suggest_batch(texts, explain)
 
+    def _analyses(self, texts: Sequence[str]) -> list[Analysis]:
+        return [analyze(t, self.estimator.max_chars) for t in texts]
+
     def _suggest_batch(self, texts: Sequence[str], explain: bool) -> list[Suggestion]:
-        analyses = [analyze(t, self.estimator.max_chars) for t in texts]
+        analyses = self._analyses(texts)
         matrix = self.estimator.transform(analyses)
         probabilities = self.estimator.predict_proba(matrix)
         comparison = self.estimator.compare(matrix, self.n_similar if explain else 0)
@@ -209,15 +212,14 @@ class TriageModel:
 
     def score_matrix(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities only (rows × labels): the fast path for evaluation."""
-        analyses = [analyze(t, self.estimator.max_chars) for t in texts]
-        return self.estimator.predict_proba(self.estimator.transform(analyses))
+        return self.estimator.predict_proba(self.estimator.transform(self._analyses(texts)))
 
     def vectors(self, texts: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised feature vectors; the dot product of two rows is their cosine similarity.
 
         Vectors of different model versions live in different spaces: never mix them.
         """
-        return self.estimator.transform([analyze(t, self.estimator.max_chars) for t in texts])
+        return self.estimator.transform(self._analyses(texts))
 
     def _flags(self, analysis: Analysis, topic_similarity: float) -> list[str]:
         flags = []
