@@ -8,7 +8,6 @@ reviewer is the real reason for the score rather than an approximation.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
@@ -82,7 +81,7 @@ def _top_k(block: np.ndarray, k: int, indices: np.ndarray, values: np.ndarray) -
 class Comparison(NamedTuple):
     """How each row compares with the training requests."""
 
-    topic: np.ndarray  # (rows,) best word-and-concept similarity to any training request
+    topic: np.ndarray  # (rows,) best word similarity to any training request
     nearest: np.ndarray  # (rows, k) the k most similar training requests, best first
     similarity: np.ndarray  # (rows, k) their cosine similarities
 
@@ -106,8 +105,8 @@ class TrainingIndex:
     snippets: list[str]
     labels: list[tuple[str, ...]]
     langs: list[str]
-    # Below this best similarity in words and concepts (character n-grams left out: they
-    # match common endings of any text) a request is unlike anything seen in training.
+    # Below this best similarity in words (character n-grams left out: they match common
+    # endings of any text) a request is unlike anything seen in training.
     novelty_threshold: float
     topic_matrix: sp.csr_matrix | None = None
 
@@ -122,7 +121,7 @@ class TrainingIndex:
 
 @dataclass
 class FeatureSpace:
-    """Three TF-IDF blocks (words, character n-grams, concepts), weighted and stacked.
+    """Two TF-IDF blocks (words and word pairs, character n-grams), weighted and stacked.
 
     The vectorizers are fitted by scikit-learn (vocabulary and IDF); transforming is done
     here with the same formula (sublinear TF × IDF, L2 per block), because caching each
@@ -131,9 +130,8 @@ class FeatureSpace:
 
     word: TfidfVectorizer
     char: TfidfVectorizer
-    concept: TfidfVectorizer
-    weights: tuple[float, float, float]
-    offsets: tuple[int, int, int] = field(init=False)
+    weights: tuple[float, float]
+    offsets: tuple[int, int] = field(init=False)
     _idf: np.ndarray = field(init=False, repr=False)
     _block: np.ndarray = field(init=False, repr=False)
     _word_cache: dict[str, tuple[int, np.ndarray]] = field(
@@ -143,10 +141,9 @@ class FeatureSpace:
     def __post_init__(self) -> None:
         n_word = len(self.word.vocabulary_)
         n_char = len(self.char.vocabulary_)
-        n_concept = len(self.concept.vocabulary_)
-        self.offsets = (0, n_word, n_word + n_char)
-        self._idf = np.concatenate([self.word.idf_, self.char.idf_, self.concept.idf_])
-        self._block = np.repeat([0, 1, 2], [n_word, n_char, n_concept])
+        self.offsets = (0, n_word)
+        self._idf = np.concatenate([self.word.idf_, self.char.idf_])
+        self._block = np.repeat([0, 1], [n_word, n_char])
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
@@ -155,7 +152,7 @@ class FeatureSpace:
 
     @property
     def n_features(self) -> int:
-        return self.offsets[2] + len(self.concept.vocabulary_)
+        return self.offsets[1] + len(self.char.vocabulary_)
 
     def _word_columns(self, word: str) -> tuple[int, np.ndarray]:
         """Unigram column (-1 if unknown) and character n-gram columns of one word."""
@@ -172,7 +169,6 @@ class FeatureSpace:
     def _doc_columns(self, analysis: Analysis) -> np.ndarray:
         """Columns of every feature occurrence in one text (repeats count as TF)."""
         word_vocab = self.word.vocabulary_
-        concept_vocab, o_concept = self.concept.vocabulary_, self.offsets[2]
         singles: list[int] = []
         parts: list[np.ndarray] = []
         previous = None
@@ -186,10 +182,6 @@ class FeatureSpace:
                 if bigram is not None:
                     singles.append(bigram)
             previous = token.lower
-        for name in analysis.concept_features:
-            col = concept_vocab.get(name)
-            if col is not None:
-                singles.append(o_concept + col)
         parts.append(np.asarray(singles, dtype=np.int64))
         return np.concatenate(parts)
 
@@ -227,8 +219,8 @@ class FeatureSpace:
         row_of, columns_of = np.divmod(keys, n_features)
         block = self._block[columns_of]
         tfidf = (1.0 + np.log(counts)) * self._idf[columns_of]
-        cell = row_of * 3 + block
-        norms = np.sqrt(np.bincount(cell, weights=tfidf * tfidf, minlength=3 * n_rows))
+        cell = row_of * 2 + block
+        norms = np.sqrt(np.bincount(cell, weights=tfidf * tfidf, minlength=2 * n_rows))
         norms[norms == 0] = 1.0
         tfidf = tfidf / norms[cell] * np.asarray(self.weights, dtype=np.float64)[block]
         totals = np.sqrt(np.bincount(row_of, weights=tfidf * tfidf, minlength=n_rows))
@@ -241,11 +233,11 @@ class FeatureSpace:
     def occurrences(
         self, analysis: Analysis
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]]:
-        """Every feature occurrence in one text and the words it stands on.
+        """Every feature occurrence in one text and the word it stands on.
 
-        Returns, per entry, the feature column, the evidence unit (a word, or a concept
-        phrase made only of stop words) and the share of the occurrence that unit gets
-        (a bigram gives half to each word); and the ``(start, end)`` span of each unit.
+        Returns, per entry, the feature column, the evidence unit (the word's position) and
+        the share of the occurrence that word gets (a word pair gives half to each); and the
+        ``(start, end)`` span of each word.
         """
         tokens = analysis.tokens
         spans = [(t.start, t.end) for t in tokens]
@@ -255,41 +247,22 @@ class FeatureSpace:
         gram_columns = np.concatenate(grams) if grams else np.zeros(0, dtype=np.int64)
         gram_units = np.repeat(np.arange(len(tokens)), [len(g) for g in grams])
 
+        # The word block comes first, so a word's vocabulary index is its column.
         columns: list[int] = []
         units: list[int] = []
         shares: list[float] = []
-
-        def add(column: int, unit: int, share: float = 1.0) -> None:
-            columns.append(column)
-            units.append(unit)
-            shares.append(share)
-
-        word_vocab, concept_vocab = self.word.vocabulary_, self.concept.vocabulary_
-        o_word, _, o_concept = self.offsets
+        word_vocab = self.word.vocabulary_
         for k, (unigram, _) in enumerate(per_word):
             if unigram >= 0:
-                add(o_word + unigram, k)
+                columns.append(unigram)
+                units.append(k)
+                shares.append(1.0)
             if k + 1 < len(tokens):
-                col = word_vocab.get(f"{tokens[k].lower} {tokens[k + 1].lower}")
-                if col is not None:
-                    add(o_word + col, k, 0.5)
-                    add(o_word + col, k + 1, 0.5)
-        starts = [t.start for t in tokens]
-        extra: dict[tuple[int, int], int] = {}
-        for prefix, hits in (("c:", analysis.concepts), ("m:", analysis.markers)):
-            for hit in hits:
-                col = concept_vocab.get(prefix + hit.concept)
-                if col is None:
-                    continue
-                covered = range(bisect_left(starts, hit.start), bisect_left(starts, hit.end))
-                if not covered:
-                    span = (hit.start, hit.end)
-                    if span not in extra:
-                        extra[span] = len(spans)
-                        spans.append(span)
-                    covered = range(extra[span], extra[span] + 1)
-                for k in covered:
-                    add(o_concept + col, k, 1.0 / len(covered))
+                pair = word_vocab.get(f"{tokens[k].lower} {tokens[k + 1].lower}")
+                if pair is not None:
+                    columns += (pair, pair)
+                    units += (k, k + 1)
+                    shares += (0.5, 0.5)
         return (
             np.concatenate([gram_columns, np.asarray(columns, dtype=np.int64)]),
             np.concatenate([gram_units, np.asarray(units, dtype=np.int64)]),
@@ -338,7 +311,7 @@ class TriageEstimator:
         return 1.0 / (1.0 + np.exp(-logits))
 
     def _topic_norms(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """L2 norm of each row's word and concept part (character n-grams left out)."""
+        """L2 norm of each row's word block (character n-grams left out)."""
         topical = np.where(self.features._block[matrix.indices] != 1, matrix.data, 0.0)
         rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
         return np.sqrt(np.bincount(rows, weights=topical**2, minlength=matrix.shape[0]))
@@ -346,11 +319,11 @@ class TriageEstimator:
     @cached_property
     def _index_topic_norms(self) -> np.ndarray:
         norms = self._topic_norms(self.index.matrix)
-        norms[norms == 0] = 1.0  # such a request has no word or concept entry to divide
+        norms[norms == 0] = 1.0  # such a request has no word entry to divide
         return norms
 
     def topic_vectors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        """Rows restricted to the word and concept blocks, L2-normalised again."""
+        """Rows restricted to the word block, L2-normalised again."""
         keep = self.features._block[matrix.indices] != 1
         rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[keep]
         norms = self._topic_norms(matrix)
@@ -360,7 +333,7 @@ class TriageEstimator:
         return sp.csr_matrix((data, matrix.indices[keep], indptr), shape=matrix.shape)
 
     def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Best word-and-concept similarity of each row to any training request."""
+        """Best word similarity of each row to any training request."""
         return self.compare(matrix, 0).topic
 
     def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -373,7 +346,7 @@ class TriageEstimator:
 
         One product with the training matrix per block of rows serves both, since each
         product costs far more to set up than to compute for a few rows: the full rows give
-        cosine similarities; the rows' word and concept entries alone, divided by both sides'
+        cosine similarities; the rows' word entries alone, divided by both sides'
         norms of that part, give what comparing ``topic_vectors`` would (character n-grams
         only ever meet character n-grams, so leaving them out of one side leaves them out).
         Blocks of rows keep memory bounded however large the training set.

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from model.estimator import TriageEstimator
 from model.outcome import decide_outcome
-from model.suggestion import ConceptMatch, Evidence, LabelScore, SimilarRequest, Suggestion
+from model.suggestion import Evidence, LabelScore, SimilarRequest, Suggestion
 from model.text import Analysis, analyze, has_control_chars
 
 DEFAULT_BAND = 0.1
@@ -146,9 +146,9 @@ class TriageModel:
     ) -> list[Suggestion]:
         """Suggest for many texts at once (vectorised; far faster than one by one).
 
-        With ``explain=False`` the reasons are left out (evidence spans, similar requests,
-        concept matches; ``max_similarity`` is None); scores, decisions, novelty and the outcome
-        are computed either way, so the outcome never depends on ``explain``.
+        With ``explain=False`` the reasons are left out (evidence spans and similar requests;
+        ``max_similarity`` is None); scores, decisions, novelty and the outcome are computed
+        either way, so the outcome never depends on ``explain``.
         ``n_jobs > 1`` (or ``-1`` for every core) splits a large batch over worker processes;
         it forks, so use it from batch jobs and notebooks, not from a threaded server.
         """
@@ -260,14 +260,9 @@ class TriageModel:
         flags = self._flags(analysis, topic_similarity)
         decision = decide_outcome(per_label, analysis.lang, flags, topic_similarity)
         similar: list[SimilarRequest] = []
-        concepts: list[ConceptMatch] = []
         max_similarity = None
         if reasons is not None:
             similar = self._similar(reasons)
-            concepts = [
-                ConceptMatch(hit.concept, analysis.text[hit.start : hit.end], hit.start, hit.end)
-                for hit in sorted(analysis.concepts, key=lambda h: h.start)
-            ]
             max_similarity = round(reasons.similarity[0], 4) if reasons.similarity else 0.0
         return Suggestion(
             language=analysis.lang,
@@ -278,7 +273,6 @@ class TriageModel:
             rationale=decision.rationale,
             uncertain_labels=[ls.label for ls in per_label if ls.uncertain],
             similar=similar,
-            concepts=concepts,
             max_similarity=max_similarity,
             topic_similarity=round(topic_similarity, 4),
             flags=flags,

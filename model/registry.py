@@ -33,7 +33,7 @@ import sklearn
 from model.estimator import TriageEstimator
 from model.predictor import DEFAULT_BAND, TriageModel
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2  # 2: two feature blocks, the concept lexicon removed
 ARTIFACT_NAME = "model.joblib"
 MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "CURRENT"

@@ -49,14 +49,6 @@ class SimilarRequest:
 
 
 @dataclass(frozen=True)
-class ConceptMatch:
-    concept: str
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
 class Suggestion:
     """A triage suggestion for one feature request, with its reasons and provenance."""
 
@@ -68,9 +60,8 @@ class Suggestion:
     rationale: str
     uncertain_labels: list[str]
     similar: list[SimilarRequest]
-    concepts: list[ConceptMatch]
     max_similarity: float | None  # best similarity among ``similar``; None when not explained
-    topic_similarity: float  # best similarity in words and concepts; low means novel
+    topic_similarity: float  # best similarity in words (not character n-grams); low: novel
     flags: list[str]
     model_version: str
     thresholds: dict[str, float]
@@ -100,7 +91,6 @@ class Suggestion:
                     for ls in self.per_label
                 },
                 "similar": [_fields(s) for s in self.similar],
-                "concepts": [_fields(c) for c in self.concepts],
                 "max_similarity": self.max_similarity,
                 "topic_similarity": self.topic_similarity,
             },

@@ -1,4 +1,4 @@
-"""Text analysis the saved model calls: language, tokens with offsets, concepts, features.
+"""Text analysis the saved model calls: language, tokens with offsets, features.
 
 Everything the pickled artifact references lives here (the vectorizers call
 ``identity_features``); moving or renaming it changes the artifact format.
@@ -19,9 +19,6 @@ from typing import NamedTuple
 import numpy as np
 import spacy
 from spacy.attrs import IDX, LENGTH
-from spacy.matcher import PhraseMatcher
-
-from model.lexicon import CONCEPTS, CONCERN_WORDS, NEGATION_WORDS, SECURITY_WORDS
 
 SUPPORTED_LANGS = ("de", "en")
 # Languages whose stop-word lists (shipped inside spaCy) compete with German and English in
@@ -42,12 +39,6 @@ class Token(NamedTuple):
     end: int
 
 
-class ConceptHit(NamedTuple):
-    concept: str
-    start: int
-    end: int
-
-
 @dataclass
 class Analysis:
     """What the model needs to know about one text, with offsets into the original."""
@@ -55,8 +46,8 @@ class Analysis:
     text: str
     lang: str
     tokens: list[Token] = field(default_factory=list)
-    concepts: list[ConceptHit] = field(default_factory=list)
-    markers: list[ConceptHit] = field(default_factory=list)
+    # Spans that deny a security concern ("no security issue"); their words are left out.
+    denials: list[tuple[int, int]] = field(default_factory=list)
     truncated: bool = False
 
     @property
@@ -70,12 +61,6 @@ class Analysis:
         for token in self.tokens:
             grams.extend(char_ngrams(token.lower))
         return grams
-
-    @property
-    def concept_features(self) -> list[str]:
-        return [f"c:{hit.concept}" for hit in self.concepts] + [
-            f"m:{hit.concept}" for hit in self.markers
-        ]
 
 
 def identity_features(features: list[str]) -> list[str]:
@@ -169,7 +154,7 @@ def detect_lang(text: str) -> str:
     return runner_up if scores[runner_up] >= 0.8 * scores[best] else "other"
 
 
-# ---------------------------------------------------------------- tokenisation and concepts
+# ---------------------------------------------------------------- tokenisation
 
 
 @cache
@@ -182,52 +167,27 @@ def _stop_union() -> frozenset[str]:
     return _nlp("de").Defaults.stop_words | _nlp("en").Defaults.stop_words
 
 
-def _affix_pattern(patterns: list[str]) -> re.Pattern[str] | None:
-    parts = []
-    for pattern in patterns:
-        stem = re.escape(pattern.strip("*"))
-        if pattern.startswith("*") and pattern.endswith("*"):
-            parts.append(f".*{stem}.*")
-        elif pattern.startswith("*"):
-            parts.append(f".*{stem}")
-        else:
-            parts.append(f"{stem}.*")
-    return re.compile("(?:" + "|".join(parts) + r")\Z") if parts else None
-
-
-@cache
-def _affix_rules() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    rules = []
-    for concept, patterns in CONCEPTS.items():
-        compiled = _affix_pattern([p for p in patterns if "*" in p])
-        if compiled is not None:
-            rules.append((concept, compiled))
-    return tuple(rules)
-
-
-def token_concepts(lower: str) -> tuple[str, ...]:
-    """Concepts whose prefix, suffix or infix patterns match one lower-cased token."""
-    return tuple(concept for concept, rule in _affix_rules() if rule.match(lower))
-
-
-@cache
-def _phrase_matcher(lang: str) -> PhraseMatcher:
-    nlp = _nlp(lang)
-    matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-    for concept, patterns in CONCEPTS.items():
-        phrases = [p for p in patterns if "*" not in p]
-        matcher.add(concept, list(nlp.tokenizer.pipe(phrases)))
-    return matcher
-
-
+# Statements that a request is NOT about security ("no security issue, just a new ringtone").
+# The security words inside such a statement are no evidence for the label.
+_NEGATION_WORDS = (
+    r"(?:no|not|nothing|none|isn't|isnt|kein|keine|keinen|keinem|keiner|nicht|nichts|ohne)"
+)
+_SECURITY_WORDS = (
+    r"(?:security|secure|sicherheit\w*|sicherheits\w*|datenschutz\w*|privacy|gdpr|dsgvo"
+    r"|vulnerability|sicherheitsl\w*)"
+)
+_CONCERN_WORDS = (
+    r"(?:issue|issues|problem|problems|concern|concerns|risk|risks|relevant|related|thema"
+    r"|frage|bezug|aspekt|hintergrund|matter|question|angle|topic|bug)"
+)
 _DISCLAIMER_RE = re.compile(
-    rf"\b{NEGATION_WORDS}\W+(?:\w+\W+){{0,3}}?{SECURITY_WORDS}(?:\W+\w+){{0,2}}?\W*{CONCERN_WORDS}?"
-    rf"|\b{NEGATION_WORDS}\W+(?:\w+\W+){{0,2}}?(?:sicherheits|security)\w*(?:problem|relevant|thema|risiko|issue)\w*"
-    rf"|nothing to do with\W+{SECURITY_WORDS}|nichts mit\W+(?:der\W+)?{SECURITY_WORDS}",
+    rf"\b{_NEGATION_WORDS}\W+(?:\w+\W+){{0,3}}?{_SECURITY_WORDS}(?:\W+\w+){{0,2}}?\W*{_CONCERN_WORDS}?"
+    rf"|\b{_NEGATION_WORDS}\W+(?:\w+\W+){{0,2}}?(?:sicherheits|security)\w*(?:problem|relevant|thema|risiko|issue)\w*"
+    rf"|nothing to do with\W+{_SECURITY_WORDS}|nichts mit\W+(?:der\W+)?{_SECURITY_WORDS}",
     re.IGNORECASE,
 )
-_CONCERN_RE = re.compile(CONCERN_WORDS, re.IGNORECASE)
-# Every match of SECURITY_WORDS contains one of these; a substring test is ten times cheaper
+_CONCERN_RE = re.compile(_CONCERN_WORDS, re.IGNORECASE)
+# Every match of _SECURITY_WORDS contains one of these; a substring test is ten times cheaper
 # than the case-insensitive pattern, and most requests deny nothing.
 _SECURITY_STEMS = ("secur", "sicherheit", "datenschutz", "privacy", "gdpr", "dsgvo", "vulnerab")
 
@@ -247,15 +207,14 @@ def _disclaimers(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _word_info(raw: str) -> tuple[str | None, tuple[str, ...], bool]:
-    """Normalised form (None for symbols and emoji), concepts and stop-word flag of a token."""
+def _word_info(raw: str) -> tuple[str | None, bool]:
+    """Normalised form (None for symbols and emoji) and stop-word flag of a token."""
     if not any(ch.isalnum() for ch in raw):
-        return None, (), True
+        return None, True
     lower = unicodedata.normalize("NFKC", raw.lower())
-    concepts = token_concepts(lower)
     if lower.isdigit():
         lower = "<num>"
-    return lower, concepts, lower in _stop_union()
+    return lower, lower in _stop_union()
 
 
 def has_control_chars(text: str) -> bool:
@@ -268,7 +227,7 @@ def clean_text(text: str) -> str:
 
 
 def analyze(text: str, max_chars: int = 20_000) -> Analysis:
-    """Tokenise one text with the spaCy tokenizer of its language and find concepts."""
+    """Tokenise one text with the spaCy tokenizer of its language."""
     truncated = len(text) > max_chars
     body = clean_text(text[:max_chars])
     lang = detect_lang(body)
@@ -276,16 +235,14 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     nlp = _nlp(tokenizer_lang)
     doc = nlp.make_doc(body)
     denied = _disclaimers(body)
-    analysis = Analysis(text=text, lang=lang, truncated=truncated)
-    if denied:
-        analysis.markers = [ConceptHit("no_security_claim", s, e) for s, e in denied]
+    analysis = Analysis(text=text, lang=lang, denials=denied, truncated=truncated)
 
     def in_denial(start: int) -> bool:
         return any(s <= start < e for s, e in denied)
 
     # Offsets and lengths as one small-int array, and each token's text sliced from the body,
     # are several times faster than spaCy Token objects or 64-bit string hashes.
-    tokens, concepts = analysis.tokens, analysis.concepts
+    tokens = analysis.tokens
     known = _WORDS
     for start, length in doc.to_array(_TOKEN_ATTRS).tolist():
         end = start + length
@@ -293,18 +250,10 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
         info = known.get(raw)
         if info is None:
             info = _remember(raw)
-        lower, word_concepts, is_stop = info
-        if lower is None or (denied and in_denial(start)):
+        lower, is_stop = info
+        if lower is None or is_stop or (denied and in_denial(start)):
             continue
-        for concept in word_concepts:
-            concepts.append(ConceptHit(concept, start, end))
-        if not is_stop:
-            tokens.append(Token(lower, start, end))
-    strings = nlp.vocab.strings
-    for match_id, s, e in _phrase_matcher(tokenizer_lang)(doc):
-        start, end = doc[s].idx, doc[e - 1].idx + len(doc[e - 1].text)
-        if not (denied and in_denial(start)):
-            concepts.append(ConceptHit(strings[match_id], start, end))
+        tokens.append(Token(lower, start, end))
     _forget_words_if_large(nlp)
     return analysis
 
@@ -312,10 +261,10 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
 _TOKEN_ATTRS = [IDX, LENGTH]
 _MAX_VOCAB = 300_000
 # What each token text as written (case kept) stands for; bounded like spaCy's vocabulary.
-_WORDS: dict[str, tuple[str | None, tuple[str, ...], bool]] = {}
+_WORDS: dict[str, tuple[str | None, bool]] = {}
 
 
-def _remember(raw: str) -> tuple[str | None, tuple[str, ...], bool]:
+def _remember(raw: str) -> tuple[str | None, bool]:
     info = _word_info(raw)
     if len(_WORDS) >= _MAX_VOCAB:
         _WORDS.clear()
@@ -330,4 +279,3 @@ def _forget_words_if_large(nlp: spacy.language.Language) -> None:
     """
     if len(nlp.vocab) > _MAX_VOCAB:
         _nlp.cache_clear()
-        _phrase_matcher.cache_clear()

@@ -56,9 +56,6 @@ def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str
             }
             for s in suggestion.similar
         ],
-        "concepts": [
-            {"concept": c.concept, **span(c.text, c.start, c.end)} for c in suggestion.concepts
-        ],
         "max_similarity": suggestion.max_similarity,
         "thresholds": dict(suggestion.thresholds),
         "uncertainty_band": suggestion.uncertainty_band,

@@ -67,14 +67,6 @@ class SimilarPast(BaseModel):
     similarity: float
 
 
-class Concept(BaseModel):
-    concept: str
-    field: Literal["title", "text"]
-    text: str
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
-
-
 class SimilarStored(BaseModel):
     id: int
     similarity: float
@@ -104,7 +96,6 @@ class SuggestionOut(BaseModel):
     uncertain_labels: list[str]
     flags: list[str]
     similar: list[SimilarPast] = Field(description="Similar training requests.")
-    concepts: list[Concept]
     max_similarity: float
     thresholds: dict[str, float]
     uncertainty_band: float

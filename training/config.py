@@ -14,8 +14,8 @@ DEFAULT_CONFIG = Path(__file__).with_name("configs") / "default.toml"
 class TrainConfig:
     word_min_df: int = 1
     char_min_df: int = 2
-    # Relative weight of the word, character n-gram and concept blocks before normalisation.
-    block_weights: tuple[float, float, float] = (1.0, 1.0, 0.3)
+    # Relative weight of the word and character n-gram blocks before normalisation.
+    block_weights: tuple[float, float] = (1.0, 1.0)
     C: float = 4.0
     cv_folds: int = 5
     seed: int = 13
@@ -27,7 +27,6 @@ class TrainConfig:
     # training requests' own nearest-neighbour similarities is flagged as novel.
     novelty_quantile: float = 0.01
     max_chars: int = 20_000
-    use_concepts: bool = True
     use_char_ngrams: bool = True
     n_jobs: int = 0  # worker processes for cross-validation; 0: one per core
 
@@ -46,5 +45,10 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
         raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}")
     if "block_weights" in raw:
         raw["block_weights"] = tuple(raw["block_weights"])
+        if len(raw["block_weights"]) != 2:
+            raise ValueError(
+                f"{path}: block_weights: expected 2 numbers (words, character n-grams), "
+                f"got {list(raw['block_weights'])}"
+            )
     config = TrainConfig(**raw)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

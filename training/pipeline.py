@@ -59,15 +59,10 @@ def _fit_vectorizer(docs: list[list[str]], min_df: int) -> TfidfVectorizer:
 
 
 def fit_features(analyses: list[Analysis], config: TrainConfig) -> FeatureSpace:
-    weights = (
-        config.block_weights[0],
-        config.block_weights[1] if config.use_char_ngrams else 0.0,
-        config.block_weights[2] if config.use_concepts else 0.0,
-    )
+    weights = (config.block_weights[0], config.block_weights[1] if config.use_char_ngrams else 0.0)
     return FeatureSpace(
         word=_fit_vectorizer([a.word_features for a in analyses], config.word_min_df),
         char=_fit_vectorizer([a.char_features for a in analyses], config.char_min_df),
-        concept=_fit_vectorizer([a.concept_features for a in analyses], 1),
         weights=weights,
     )
 

@@ -145,7 +145,7 @@ def predict(
         bool,
         typer.Option(
             "--no-explain",
-            help="Leave out the reasons: evidence words, similar requests, concepts (faster).",
+            help="Leave out the reasons: evidence words and similar requests (faster).",
         ),
     ] = False,
     jobs: Annotated[

@@ -1,7 +1,7 @@
 """Behaviour tests in the style of CheckList: capabilities, invariances, translations.
 
 The cases are written fresh for these tests (not copied from the sample data), so they probe
-whether the model learnt the concepts rather than the training sentences.
+whether the model learnt the ideas rather than the training sentences.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ def test_transform_equals_scikit_learn(
     blocks = [
         features.word.transform([a.word_features for a in analyses]) * features.weights[0],
         features.char.transform([a.char_features for a in analyses]) * features.weights[1],
-        features.concept.transform([a.concept_features for a in analyses]) * features.weights[2],
     ]
     reference = sp.csr_matrix(sp.hstack(blocks))
     norms = np.sqrt(np.asarray(reference.multiply(reference).sum(axis=1)).ravel())

@@ -35,8 +35,6 @@ def test_every_evidence_span_is_the_exact_substring(trained_model: TriageModel) 
         assert spans, text
         for evidence in spans:
             assert text[evidence.start : evidence.end] == evidence.text
-        for concept in suggestion.concepts:
-            assert text[concept.start : concept.end] == concept.text
 
 
 def test_evidence_spans_of_one_label_never_overlap(trained_model: TriageModel) -> None:
@@ -75,8 +73,9 @@ def test_a_batch_leaves_the_garbage_collector_as_it_found_it(trained_model: Tria
 def test_without_explanations_the_reasons_are_left_out(trained_model: TriageModel) -> None:
     text = "Bitte 2FA für das Admin-Portal, wie bei der Telefonanlage"
     explained, plain = trained_model.suggest(text), trained_model.suggest(text, explain=False)
-    assert explained.similar and explained.concepts and explained.max_similarity is not None
-    assert (plain.similar, plain.concepts, plain.max_similarity) == ([], [], None)
+    assert explained.similar and explained.max_similarity is not None
+    assert (plain.similar, plain.max_similarity) == ([], None)
+    assert all(not ls.evidence for ls in plain.per_label)
     assert plain.topic_similarity == explained.topic_similarity
 
 
@@ -131,17 +130,20 @@ def test_language_detection(text: str, lang: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "denied"),
+    ("text", "denied", "word"),
     [
-        ("no security issue, we only want another ringtone", True),
-        ("Kein Sicherheitsproblem, nur eine andere Wartemusik bitte", True),
-        ("This has nothing to do with security, just the logo", True),
-        ("There is no 2FA on the admin portal, a real security risk", False),
-        ("Ohne Passwort kommt jeder ins Portal", False),
+        ("no security issue, we only want another ringtone", True, "security"),
+        ("Kein Sicherheitsproblem, nur eine andere Wartemusik bitte", True, "sicherheitsproblem"),
+        ("This has nothing to do with security, just the logo", True, "security"),
+        ("There is no 2FA on the admin portal, a real security risk", False, "security"),
+        ("Ohne Passwort kommt jeder ins Portal", False, "passwort"),
     ],
 )
-def test_denials_of_a_security_concern_are_recognised(text: str, denied: bool) -> None:
-    assert bool(analyze(text).markers) is denied
+def test_denials_of_a_security_concern_are_recognised(text: str, denied: bool, word: str) -> None:
+    analysis = analyze(text)
+    assert bool(analysis.denials) is denied
+    # The words of a denial are no evidence for security: they are left out of the features.
+    assert (word in {t.lower for t in analysis.tokens}) is not denied
 
 
 def _label(label: str, score: float, threshold: float = 0.5, band: float = 0.1) -> LabelScore:

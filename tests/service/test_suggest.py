@@ -64,8 +64,6 @@ def test_evidence_offsets_point_into_title_or_text(client: TestClient) -> None:
         for ev in label["evidence"]:
             assert fields[ev["field"]][ev["start"] : ev["end"]] == ev["text"]
             seen.add(ev["field"])
-    for concept in body["concepts"]:
-        assert fields[concept["field"]][concept["start"] : concept["end"]] == concept["text"]
     assert "text" in seen
 
 
