@@ -38,6 +38,7 @@ def review_store(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Pa
         api_key_file=folder / "api-key",
         reload_interval=0,
         log_level="WARNING",
+        blind_review_share=0.0,  # the reviews below say themselves which are blind
     )
     records = [json.loads(line) for line in EVAL_PATH.read_text(encoding="utf-8").splitlines()[:40]]
     with TestClient(create_app(settings)) as client:
