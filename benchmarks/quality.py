@@ -15,7 +15,10 @@ Each system trained on the training file is judged on the evaluation file and, i
 columns, on ``data/samples/challenge.jsonl``: 160 requests written later by other writers in
 styles the training data lacks (app-store reviews, tender lines, dictation transcripts,
 survey answers, social posts), never trained or tuned on: the nearest thing here to text
-nobody on the team wrote.
+nobody on the team wrote. "x-lang same" is the share of the 160 pairs in
+``data/samples/challenge_translated.jsonl`` (each challenge request and its translation into
+the other language) that get the same labels: a model that learnt meaning rather than words
+of one language labels both alike.
 
 Then repeated K-fold cross-validation over train+eval (3 × 5 folds, fixed seed, the same folds
 for every system) for the keyword rules, the scikit-learn baseline and ours; spaCy and the
@@ -69,6 +72,7 @@ from training.pipeline import fit_estimator, label_matrix  # noqa: E402
 from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision  # noqa: E402
 
 DEFAULT_UNSEEN = DEFAULT_TRAIN.with_name("challenge.jsonl")
+DEFAULT_TRANSLATIONS = DEFAULT_TRAIN.with_name("challenge_translated.jsonl")
 
 logger = logging.getLogger(__name__)
 
@@ -240,11 +244,13 @@ class SplitResult:
     train_seconds: float
     predictions_per_second: float
     unseen: dict[str, Any] | None = None  # metrics on the challenge file, if one was given
+    same_across_languages: float | None = None  # share of translation pairs labelled alike
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": self.metrics,
             "unseen_metrics": self.unseen,
+            "same_across_languages": self.same_across_languages,
             "train_seconds": round(self.train_seconds, 3),
             "predictions_per_second": round(self.predictions_per_second, 1),
         }
@@ -309,8 +315,19 @@ def predictions_per_second(predict: Predict, texts: list[str]) -> float:
     return len(texts) / max(best, 1e-9)
 
 
+def same_across_languages(predict: Predict, pairs: list[tuple[str, str]]) -> float:
+    """Share of (text, translation) pairs whose predicted label sets are identical."""
+    originals = predict([a for a, _ in pairs])
+    translations = predict([b for _, b in pairs])
+    return float((originals == translations).all(axis=1).mean())
+
+
 def run_split(
-    system: System, train: list[Sample], held_out: list[Sample], unseen: list[Sample]
+    system: System,
+    train: list[Sample],
+    held_out: list[Sample],
+    unseen: list[Sample],
+    pairs: list[tuple[str, str]],
 ) -> SplitResult:
     started = time.perf_counter()
     predict = system.fit(train)
@@ -318,13 +335,14 @@ def run_split(
     metrics = judge(predict, held_out)
     speed = predictions_per_second(predict, [s.text for s in held_out])
     unseen_metrics = judge(predict, unseen) if unseen else None
+    same = same_across_languages(predict, pairs) if pairs else None
     logger.info(
         "split  %-18s macro F1 %.3f  trained in %.1f s",
         system.name,
         metrics["macro_f1"],
         train_seconds,
     )
-    return SplitResult(system.name, metrics, train_seconds, speed, unseen_metrics)
+    return SplitResult(system.name, metrics, train_seconds, speed, unseen_metrics, same)
 
 
 def code_fingerprint(data_paths: Sequence[Path]) -> str:
@@ -429,6 +447,7 @@ def split_table(results: list[SplitResult]) -> str:
         "pred/s",
         "unseen F1",
         "unseen sec rec",
+        "x-lang same",
     ]
     rows = []
     for r in results:
@@ -444,6 +463,7 @@ def split_table(results: list[SplitResult]) -> str:
                 f"{r.predictions_per_second:,.0f}",
                 f"{u['macro_f1']:.3f}" if u else "—",
                 f"{u['per_label']['security']['recall']:.3f}" if u else "—",
+                "—" if r.same_across_languages is None else f"{r.same_across_languages:.3f}",
             ]
         )
     return format_table(header, rows)
@@ -485,6 +505,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="requests in unseen writing styles, judged besides eval ('' to skip)",
     )
     parser.add_argument(
+        "--translations",
+        type=lambda value: Path(value) if value else None,
+        default=DEFAULT_TRANSLATIONS,
+        help="translations of the unseen requests, with source_id ('' to skip)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=None,
@@ -519,6 +545,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def translation_pairs(unseen: list[Sample], path: Path) -> list[tuple[str, str]]:
+    """(original, translation) texts; each translation names its original by ``source_id``."""
+    originals = {s.id: s.text for s in unseen}
+    pairs = []
+    for sample in load_samples(path).samples:
+        source = sample.extra.get("source_id")
+        if source not in originals:
+            raise SystemExit(f"{path}: {sample.id}: source_id {source!r} is not in the unseen file")
+        pairs.append((originals[source], sample.text))
+    return pairs
+
+
 def warm_up() -> float:
     """Load the text analysis' lazy resources (spaCy stop-word lists of twelve languages).
 
@@ -534,20 +572,21 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run the split comparison and (unless ``--no-cv``) the cross-validation."""
     started = time.perf_counter()
     git_sha, dirty = git_revision()
-    data_paths = [args.train, args.eval, *([args.unseen] if args.unseen else [])]
+    data_paths = [args.train, args.eval, *(p for p in (args.unseen, args.translations) if p)]
     fingerprint = code_fingerprint(data_paths)
     train = load_samples(args.train).samples
     held_out = load_samples(args.eval).samples
     unseen = load_samples(args.unseen).samples if args.unseen else []
+    pairs = translation_pairs(unseen, args.translations) if args.translations else []
     warm_up_seconds = warm_up()
     logger.info("warm-up (text analysis resources) %.1f s", warm_up_seconds)
     systems = build_systems(args.spacy_epochs, args.seed, args.cv_spacy, args.cv_ablations)
 
-    split_results = [run_split(system, train, held_out, unseen) for system in systems]
+    split_results = [run_split(system, train, held_out, unseen, pairs) for system in systems]
     code = f"{git_sha}{' (dirty)' if dirty else ''}"
     print(f"Train {args.train} (n={len(train)}) → eval {args.eval} (n={len(held_out)}), {code}")
     if unseen:
-        print(f"unseen: {args.unseen} (n={len(unseen)})")
+        print(f"unseen: {args.unseen} (n={len(unseen)}), translation pairs: {len(pairs)}")
     print(split_table(split_results))
     sys.stdout.flush()
 
@@ -588,6 +627,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "train": str(args.train),
             "eval": str(args.eval),
             "unseen": str(args.unseen) if args.unseen else None,
+            "translations": str(args.translations) if args.translations else None,
             "seed": args.seed,
             "folds": args.folds,
             "repeats": args.repeats,

@@ -51,3 +51,14 @@ def test_no_held_out_text_is_a_near_duplicate_of_a_seen_one(held_out: str, seen:
         f"{held_out} {evaluation[worst[0]].id} is a near-duplicate of "
         f"{known[worst[1]][:80]!r} (cosine {similarity.max():.2f})"
     )
+
+
+def test_each_translation_pairs_with_a_challenge_request_in_the_other_language() -> None:
+    originals = {s.id: s for s in load_samples(SAMPLES / "challenge.jsonl").samples}
+    translations = load_samples(SAMPLES / "challenge_translated.jsonl").samples
+    sources = [t.extra["source_id"] for t in translations]
+    assert sorted(sources) == sorted(originals)  # every challenge request, once
+    for translation in translations:
+        original = originals[translation.extra["source_id"]]
+        assert translation.labels == original.labels, translation.id
+        assert translation.lang != original.lang, translation.id
