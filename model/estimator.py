@@ -50,23 +50,20 @@ def best_similarity(
     return best
 
 
-def _with_topic_rows(rows: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    """``rows`` followed by the same rows holding only the entries where ``keep`` is set."""
+def _topic_query(rows: sp.csr_matrix, keep: np.ndarray, with_full: bool) -> sp.csr_matrix:
+    """The rows holding only the entries where ``keep`` is set; after the full rows if asked."""
     n = rows.shape[0]
     entries = np.repeat(np.arange(n), np.diff(rows.indptr))[keep]
-    indptr = np.concatenate(
-        [rows.indptr, rows.indptr[-1] + np.cumsum(np.bincount(entries, minlength=n))]
-    )
-    stacked = sp.csr_matrix(
-        (
-            np.concatenate([rows.data, rows.data[keep]]),
-            np.concatenate([rows.indices, rows.indices[keep]]),
-            indptr,
-        ),
-        shape=(2 * n, rows.shape[1]),
-    )
-    stacked.has_sorted_indices = True
-    return stacked
+    ends = np.cumsum(np.bincount(entries, minlength=n))
+    data, indices = rows.data[keep], rows.indices[keep]
+    if with_full:
+        data, indices = np.concatenate([rows.data, data]), np.concatenate([rows.indices, indices])
+        indptr = np.concatenate([rows.indptr, rows.indptr[-1] + ends])
+    else:
+        indptr = np.concatenate([[0], ends])
+    query = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, rows.shape[1]))
+    query.has_sorted_indices = True
+    return query
 
 
 def _top_k(block: np.ndarray, k: int, indices: np.ndarray, values: np.ndarray) -> None:
@@ -364,10 +361,11 @@ class TriageEstimator:
         for lo, chunk in _row_blocks(matrix, _CHUNK // 2):
             n = chunk.shape[0]
             keep = self.features._block[chunk.indices] != 1
-            query = _with_topic_rows(chunk, keep) if has_topic else chunk
+            query = _topic_query(chunk, keep, with_full=k > 0) if has_topic else chunk
             block = (query @ self.index.matrix_t).toarray()
             if has_topic:
-                best = (block[n:] / self._index_topic_norms).max(axis=1)
+                topical = block[n:] if k else block  # the full rows come first when asked
+                best = (topical / self._index_topic_norms).max(axis=1)
                 norms = self._topic_norms(chunk)
                 np.divide(best, norms, out=result.topic[lo : lo + n], where=norms > 0)
             if k:
