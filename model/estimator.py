@@ -395,8 +395,10 @@ class TriageEstimator:
         value[found] = row_values[at[found]]
         totals = np.bincount(inverse, weights=shares)
         values = value[inverse] * shares / totals[inverse]
-        per_label = [
-            np.bincount(units, weights=values * s.coef[columns] * s.platt_a, minlength=len(spans))
-            for s in self.scorers.values()
-        ]
-        return spans, np.column_stack(per_label)
+        coef, _, platt_a, _ = self._linear
+        n_labels = len(platt_a)
+        # One sum per (unit, label) cell: entries × labels contributions, binned together.
+        cells = (units[:, None] * n_labels + np.arange(n_labels)).ravel()
+        weights = (values[:, None] * coef[columns] * platt_a).ravel()
+        per_cell = np.bincount(cells, weights=weights, minlength=len(spans) * n_labels)
+        return spans, per_cell.reshape(len(spans), n_labels)

@@ -298,14 +298,12 @@ class TriageModel:
     def _evidence(
         self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]
     ) -> dict[str, list[Evidence]]:
-        spans, contributions = self.estimator.contributions(analysis, row)
-        order = sorted(range(len(spans)), key=spans.__getitem__)
-        in_order = [spans[i] for i in order]
-        per_label = contributions[order].T.tolist() if spans else [[]] * len(self.labels)
+        spans, contributions = self.estimator.contributions(analysis, row)  # spans in text order
+        per_label = contributions.T.tolist() if spans else [[]] * len(self.labels)
         result: dict[str, list[Evidence]] = {}
         text = analysis.text
         for label, weights in zip(self.estimator.labels, per_label, strict=True):
-            merged = _merge_spans(text, in_order, weights)
+            merged = _merge_spans(text, spans, weights)
             strongest = sorted(merged, key=lambda m: -abs(m[2]))
             result[label] = [
                 Evidence(text=text[s:e], start=s, end=e, weight=round(w, 4))
