@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -161,6 +163,26 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+_WAL_ATTEMPTS = 300  # 10 ms apart: several seconds for the workers starting at once
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode, waiting out other connections switching at the same time.
+
+    Switching needs the database file to itself, and SQLite answers "database is locked" at
+    once instead of calling the busy handler when another connection is switching too (workers
+    starting together on a new file), so try again, briefly.
+    """
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01)
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine with durable, concurrent-safe settings for SQLite, plain for others."""
     parsed = sa.engine.make_url(url)
@@ -186,9 +208,9 @@ def create_db_engine(url: str) -> Engine:
         # Let SQLAlchemy's "begin" event below emit BEGIN; pysqlite's own would be deferred.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")  # a 2xx means the commit is on disk
         cursor.execute("PRAGMA busy_timeout=30000")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous=FULL")  # a 2xx means the commit is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
