@@ -105,7 +105,6 @@ class TrainingIndex:
     # Below this best similarity in words (character n-grams left out: they match common
     # endings of any text) a request is unlike anything seen in training.
     novelty_threshold: float
-    topic_matrix: sp.csr_matrix | None = None
 
     def __getstate__(self) -> dict[str, object]:
         # The transposed copy is rebuilt on first use; pickling it would double the file.
@@ -329,15 +328,6 @@ class TriageEstimator:
         data = matrix.data[keep] / norms[rows]
         return sp.csr_matrix((data, matrix.indices[keep], indptr), shape=matrix.shape)
 
-    def topic_similarity(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Best word similarity of each row to any training request."""
-        return self.compare(matrix, 0).topic
-
-    def nearest(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar training requests per row: (indices, similarities), best first."""
-        comparison = self.compare(matrix, k)
-        return comparison.nearest, comparison.similarity
-
     def compare(self, matrix: sp.csr_matrix, k: int) -> Comparison:
         """Topic similarity and the ``k`` nearest training requests of each row.
 
@@ -350,24 +340,21 @@ class TriageEstimator:
         """
         n_rows, n_train = matrix.shape[0], self.index.matrix.shape[0]
         k = min(k, n_train)
-        has_topic = self.index.topic_matrix is not None and n_train > 0
         result = Comparison(
             topic=np.zeros(n_rows),
             nearest=np.zeros((n_rows, k), dtype=np.int64),
             similarity=np.zeros((n_rows, k)),
         )
-        if not has_topic and k == 0:
+        if n_train == 0:
             return result
         for lo, chunk in _row_blocks(matrix, _CHUNK // 2):
             n = chunk.shape[0]
             keep = self.features._block[chunk.indices] != 1
-            query = _topic_query(chunk, keep, with_full=k > 0) if has_topic else chunk
-            block = (query @ self.index.matrix_t).toarray()
-            if has_topic:
-                topical = block[n:] if k else block  # the full rows come first when asked
-                best = (topical / self._index_topic_norms).max(axis=1)
-                norms = self._topic_norms(chunk)
-                np.divide(best, norms, out=result.topic[lo : lo + n], where=norms > 0)
+            block = (_topic_query(chunk, keep, with_full=k > 0) @ self.index.matrix_t).toarray()
+            topical = block[n:] if k else block  # the full rows come first when asked
+            best = (topical / self._index_topic_norms).max(axis=1)
+            norms = self._topic_norms(chunk)
+            np.divide(best, norms, out=result.topic[lo : lo + n], where=norms > 0)
             if k:
                 _top_k(block[:n], k, result.nearest[lo : lo + n], result.similarity[lo : lo + n])
         return result

@@ -213,7 +213,6 @@ def fit_estimator(
         ),
     )
     topic = estimator.topic_vectors(X)
-    estimator.index.topic_matrix = topic
     estimator.index.novelty_threshold = novelty_threshold(topic, config.novelty_quantile)
     progress("similarity index", 1, 1)
     return estimator, FitReport(oof_probabilities, thresholds, platt)

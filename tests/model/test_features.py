@@ -53,7 +53,8 @@ def test_compare_equals_plain_cosine(
     order = np.argsort(-cosine, axis=1, kind="stable")[:, :4]
     assert np.allclose(comparison.similarity, np.take_along_axis(cosine, order, axis=1))
     assert np.array_equal(comparison.nearest[:, 0], order[:, 0])
-    topic = (small_estimator.topic_vectors(matrix) @ index.topic_matrix.T).toarray().max(axis=1)
+    topical = small_estimator.topic_vectors(matrix) @ small_estimator.topic_vectors(index.matrix).T
+    topic = topical.toarray().max(axis=1)
     assert np.allclose(comparison.topic, topic, atol=1e-12)
     assert comparison.topic[len(texts)] == 0.0  # an empty text is like nothing
     assert np.array_equal(small_estimator.compare(matrix, 0).topic, comparison.topic)
