@@ -25,7 +25,7 @@ from service.deps import (
     suggest_access,
 )
 from service.errors import PROBLEM_MEDIA_TYPE, Problem
-from service.store import NotFound, to_iso
+from service.store import NotFound, suggestion_hidden, to_iso
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +131,6 @@ _SUGGESTION_FIELDS = ("labels", "outcome", "suggested_labels", "suggested_outcom
 _REQUEST_SUGGESTION_FIELDS = ("suggestion", "demand", "earlier_similar", "later_similar")
 
 
-def _hides_suggestion(row: dict[str, Any]) -> bool:
-    return bool(row["blind_review"]) and row["status"] == "pending"
-
-
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
     summary = {
         "id": row["id"],
@@ -155,7 +151,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "demand": row["demand"],
         "blind_review": bool(row["blind_review"]),
     }
-    if _hides_suggestion(row):
+    if suggestion_hidden(row):
         summary.update(dict.fromkeys((*_SUGGESTION_FIELDS, "demand")))
     return summary
 
@@ -314,7 +310,7 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
         "earlier_similar": [{"id": i, "similarity": sim} for i, sim in row["earlier_similar"]],
         "later_similar": [{"id": i, "similarity": sim} for i, sim in row["later_similar"]],
     }
-    if _hides_suggestion(row):
+    if suggestion_hidden(row):
         out.update(dict.fromkeys(_REQUEST_SUGGESTION_FIELDS))
     return out
 

@@ -148,6 +148,11 @@ hides_suggestion = sa.and_(
 )
 
 
+def suggestion_hidden(row: dict[str, Any]) -> bool:
+    """``hides_suggestion`` for a request already read."""
+    return bool(row["blind_review"]) and row["status"] == "pending"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -526,8 +531,7 @@ class Store:
                     sa.select(
                         feature_requests.c.suggested_labels,
                         feature_requests.c.suggested_outcome,
-                        feature_requests.c.blind_review,
-                        feature_requests.c.status,
+                        hides_suggestion.label("hidden"),
                     )
                     .where(feature_requests.c.id == request_id)
                     .with_for_update()
@@ -545,8 +549,7 @@ class Store:
                     "reviewer": review["reviewer"],
                     # The suggestion was withheld from every reviewer until now: blind, whatever
                     # the client says. A client may also report a review it chose to make blind.
-                    "blind": bool(review.get("blind", False))
-                    or (bool(request.blind_review) and request.status == "pending"),
+                    "blind": bool(review.get("blind", False)) or bool(request.hidden),
                     "labels_agreed": set(labels) == suggested_labels,
                     "outcome_agreed": (
                         None if outcome is None else outcome == request.suggested_outcome
