@@ -207,14 +207,14 @@ def _disclaimers(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _word_info(raw: str) -> tuple[str | None, bool]:
-    """Normalised form (None for symbols and emoji) and stop-word flag of a token."""
+def _word_form(raw: str) -> str | None:
+    """Normalised form of a token; None for symbols, emoji and stop words (left out)."""
     if not any(ch.isalnum() for ch in raw):
-        return None, True
+        return None
     lower = unicodedata.normalize("NFKC", raw.lower())
     if lower.isdigit():
-        lower = "<num>"
-    return lower, lower in _stop_union()
+        return "<num>"
+    return None if lower in _stop_union() else lower
 
 
 def has_control_chars(text: str) -> bool:
@@ -247,11 +247,10 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     for start, length in doc.to_array(_TOKEN_ATTRS).tolist():
         end = start + length
         raw = body[start:end]
-        info = known.get(raw)
-        if info is None:
-            info = _remember(raw)
-        lower, is_stop = info
-        if lower is None or is_stop or (denied and in_denial(start)):
+        lower = known.get(raw, _UNSEEN)
+        if lower is _UNSEEN:
+            lower = _remember(raw)
+        if lower is None or (denied and in_denial(start)):
             continue
         tokens.append(Token(lower, start, end))
     _forget_words_if_large(nlp)
@@ -261,15 +260,16 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
 _TOKEN_ATTRS = [IDX, LENGTH]
 _MAX_VOCAB = 300_000
 # What each token text as written (case kept) stands for; bounded like spaCy's vocabulary.
-_WORDS: dict[str, tuple[str | None, bool]] = {}
+_WORDS: dict[str, str | None] = {}
+_UNSEEN = object()  # not in _WORDS yet (None there means: a token left out)
 
 
-def _remember(raw: str) -> tuple[str | None, bool]:
-    info = _word_info(raw)
+def _remember(raw: str) -> str | None:
+    form = _word_form(raw)
     if len(_WORDS) >= _MAX_VOCAB:
         _WORDS.clear()
-    _WORDS[raw] = info
-    return info
+    _WORDS[raw] = form
+    return form
 
 
 def _forget_words_if_large(nlp: spacy.language.Language) -> None:
