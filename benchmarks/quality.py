@@ -13,8 +13,9 @@ Systems, all trained on the same requests and judged on the same held-out ones:
 
 Each system trained on the training file is judged on the evaluation file and, in the last
 columns, on ``data/samples/challenge.jsonl``: 160 requests written later by other writers in
-styles the training data lacks (app-store reviews, tender lines, dictation transcripts,
-survey answers, social posts), never trained or tuned on: the nearest thing here to text
+forms the training data lacks (chat logs, support-call transcripts, partner-portal forms,
+review notes, Jira comments, mails with legal footers, translated text), never trained or
+tuned on: the nearest thing here to text
 nobody on the team wrote. "x-lang same" is the share of the 160 pairs in
 ``data/samples/challenge_translated.jsonl`` (each challenge request and its translation into
 the other language) that get the same labels: a model that learnt meaning rather than words
@@ -66,7 +67,7 @@ from model.estimator import LABELS  # noqa: E402
 from model.predictor import TriageModel  # noqa: E402
 from model.text import analyze  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.data import Sample, load_samples  # noqa: E402
+from training.data import Sample, load_samples, translation_pairs  # noqa: E402
 from training.evaluate import decisions, metrics_from  # noqa: E402
 from training.pipeline import fit_estimator, label_matrix  # noqa: E402
 from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision  # noqa: E402
@@ -545,18 +546,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def translation_pairs(unseen: list[Sample], path: Path) -> list[tuple[str, str]]:
-    """(original, translation) texts; each translation names its original by ``source_id``."""
-    originals = {s.id: s.text for s in unseen}
-    pairs = []
-    for sample in load_samples(path).samples:
-        source = sample.extra.get("source_id")
-        if source not in originals:
-            raise SystemExit(f"{path}: {sample.id}: source_id {source!r} is not in the unseen file")
-        pairs.append((originals[source], sample.text))
-    return pairs
-
-
 def warm_up() -> float:
     """Load the text analysis' lazy resources (spaCy stop-word lists of twelve languages).
 
@@ -577,7 +566,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     train = load_samples(args.train).samples
     held_out = load_samples(args.eval).samples
     unseen = load_samples(args.unseen).samples if args.unseen else []
-    pairs = translation_pairs(unseen, args.translations) if args.translations else []
+    pairs = translation_pairs(unseen, load_samples(args.translations)) if args.translations else []
     warm_up_seconds = warm_up()
     logger.info("warm-up (text analysis resources) %.1f s", warm_up_seconds)
     systems = build_systems(args.spacy_epochs, args.seed, args.cv_spacy, args.cv_ablations)

@@ -182,6 +182,20 @@ def load_samples(path: Path | str) -> DataFile:
     return DataFile(str(path), hashlib.sha256(data).hexdigest(), parse_samples(data, str(path)))
 
 
+def translation_pairs(originals: list[Sample], translations: DataFile) -> list[tuple[str, str]]:
+    """(original text, translated text) for each translation, found by its ``source_id``."""
+    texts = {s.id: s.text for s in originals}
+    pairs = []
+    for sample in translations.samples:
+        source = sample.extra.get("source_id")
+        if source not in texts:
+            raise DataError(
+                [DataProblem(translations.path, 0, "source_id", f"{sample.id}: {source!r} unknown")]
+            )
+        pairs.append((texts[source], sample.text))
+    return pairs
+
+
 def load_many(paths: list[Path | str]) -> list[DataFile]:
     """Load several files; problems of all files are reported together, ids must be unique."""
     files: list[DataFile] = []

@@ -17,7 +17,7 @@ import pytest
 
 from model import TriageModel
 from tests.conftest import SAMPLES
-from training.data import load_samples
+from training.data import load_samples, translation_pairs
 
 
 def labels_of(model: TriageModel, text: str) -> set[str]:
@@ -180,11 +180,9 @@ MIN_SAME_ACROSS_LANGUAGES = 0.75
 
 
 def test_translations_get_the_same_labels(trained_model: TriageModel) -> None:
-    originals = {s.id: s.text for s in load_samples(SAMPLES / "challenge.jsonl").samples}
-    pairs = [*TRANSLATIONS] + [
-        (originals[t.extra["source_id"]], t.text)
-        for t in load_samples(SAMPLES / "challenge_translated.jsonl").samples
-    ]
+    originals = load_samples(SAMPLES / "challenge.jsonl").samples
+    translations = load_samples(SAMPLES / "challenge_translated.jsonl")
+    pairs = [*TRANSLATIONS, *translation_pairs(originals, translations)]
     differing = []
     for a, b in pairs:
         labels_a, labels_b = labels_of(trained_model, a), labels_of(trained_model, b)

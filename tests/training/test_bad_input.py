@@ -9,7 +9,7 @@ import pytest
 
 from model.registry import Registry
 from tests.conftest import SAMPLES
-from training.data import DataError, load_samples
+from training.data import DataError, load_samples, translation_pairs
 from training.train import train
 
 GOOD = {"id": "x1", "text": "Bitte 2FA für das Admin-Portal", "labels": ["security"], "lang": "de"}
@@ -91,3 +91,14 @@ def test_training_refuses_eval_requests_inside_the_training_data(tmp_path: Path)
     )
     with pytest.raises(DataError, match="also in the training data"):
         train(data_paths=[leaky], eval_path=SAMPLES / "eval.jsonl", model_dir=tmp_path / "m")
+
+
+def test_a_translation_of_an_unknown_request_is_named(tmp_path: Path) -> None:
+    originals = load_samples(_write(tmp_path, [_line(GOOD)])).samples
+    stray = tmp_path / "translations.jsonl"
+    stray.write_bytes(_line({**GOOD, "id": "t1", "lang": "en", "source_id": "zz9"}))
+    with pytest.raises(DataError) as caught:
+        translation_pairs(originals, load_samples(stray))
+    assert "translations.jsonl" in str(caught.value)
+    assert "source_id" in str(caught.value) and "t1" in str(caught.value)
+    assert "'zz9'" in str(caught.value)
