@@ -14,6 +14,7 @@ MINIMUMS = {
     "train.jsonl": {"n": 800, "lang": 350, "label": 180, "none": 100, "multi": 80},
     "eval.jsonl": {"n": 240, "lang": 105, "label": 54, "none": 30, "multi": 24},
     "challenge.jsonl": {"n": 160, "lang": 80, "label": 28, "none": 30, "multi": 36},
+    "challenge_public.jsonl": {"n": 120, "lang": 60, "label": 36, "none": 30, "multi": 25},
 }
 
 
@@ -37,7 +38,11 @@ def test_sample_records_keep_their_extra_fields() -> None:
 
 @pytest.mark.parametrize(
     ("held_out", "seen"),
-    [("eval.jsonl", ["train.jsonl"]), ("challenge.jsonl", ["train.jsonl", "eval.jsonl"])],
+    [
+        ("eval.jsonl", ["train.jsonl"]),
+        ("challenge.jsonl", ["train.jsonl", "eval.jsonl"]),
+        ("challenge_public.jsonl", ["train.jsonl", "eval.jsonl", "challenge.jsonl"]),
+    ],
 )
 def test_no_held_out_text_is_a_near_duplicate_of_a_seen_one(held_out: str, seen: list[str]) -> None:
     known = [s.text for name in seen for s in load_samples(SAMPLES / name).samples]
