@@ -21,7 +21,7 @@ def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
     assert demand["partners"] == 1  # same partner, written differently
     assert demand["customers"] == 2
     assert second["suggestion"]["outcome"] == "decline_limited_use"
-    intake(client, "Tetris auf dem Telefon für unseren Chef, bitte!", partner="Acme")
+    intake(client, "Ein Tetris-Spiel auf dem Telefon für unseren Chef, bitte!", partner="Acme")
     third = intake(client, NARROW, partner="Beta Telecom")
     demand = third["suggestion"]["demand"]
     assert demand["partners"] >= 3 and demand["broad"] is True
