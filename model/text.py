@@ -20,6 +20,8 @@ import numpy as np
 import spacy
 from spacy.attrs import IDX, LENGTH
 
+from model.boilerplate import boilerplate_spans
+
 SUPPORTED_LANGS = ("de", "en")
 # Languages whose stop-word lists (shipped inside spaCy) compete with German and English in
 # language detection, so a French or Polish request is recognised as "other" instead of
@@ -48,6 +50,8 @@ class Analysis:
     tokens: list[Token] = field(default_factory=list)
     # Spans that deny a security concern ("no security issue"); their words are left out.
     denials: list[tuple[int, int]] = field(default_factory=list)
+    # Greetings, sign-offs, signatures, legal footers, template headings: left out too.
+    boilerplate: list[tuple[int, int]] = field(default_factory=list)
     truncated: bool = False
 
     @property
@@ -230,15 +234,20 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     """Tokenise one text with the spaCy tokenizer of its language."""
     truncated = len(text) > max_chars
     body = clean_text(text[:max_chars])
-    lang = detect_lang(body)
+    framing = boilerplate_spans(body, _stop_union())
+    # The request's language, not its frame's: a German wish in an English issue template.
+    lang = detect_lang(_outside(body, framing) if framing else body)
     tokenizer_lang = "de" if lang == "de" else "en"
     nlp = _nlp(tokenizer_lang)
     doc = nlp.make_doc(body)
     denied = _disclaimers(body)
-    analysis = Analysis(text=text, lang=lang, denials=denied, truncated=truncated)
+    analysis = Analysis(
+        text=text, lang=lang, denials=denied, boilerplate=framing, truncated=truncated
+    )
+    skipped = denied + framing
 
-    def in_denial(start: int) -> bool:
-        return any(s <= start < e for s, e in denied)
+    def in_skipped(start: int) -> bool:
+        return any(s <= start < e for s, e in skipped)
 
     # Offsets and lengths as one small-int array, and each token's text sliced from the body,
     # are several times faster than spaCy Token objects or 64-bit string hashes.
@@ -250,11 +259,21 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
         lower = known.get(raw, _UNSEEN)
         if lower is _UNSEEN:
             lower = _remember(raw)
-        if lower is None or (denied and in_denial(start)):
+        if lower is None or (skipped and in_skipped(start)):
             continue
         tokens.append(Token(lower, start, end))
     _forget_words_if_large(nlp)
     return analysis
+
+
+def _outside(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with the given (ordered, disjoint) spans cut out."""
+    parts, at = [], 0
+    for start, end in spans:
+        parts.append(text[at:start])
+        at = end
+    parts.append(text[at:])
+    return "\n".join(parts)
 
 
 _TOKEN_ATTRS = [IDX, LENGTH]
