@@ -2,12 +2,20 @@
 
 from model.predictor import TriageModel
 from model.registry import ArtifactError, Registry, load_model
-from model.suggestion import OUTCOMES, Evidence, LabelScore, SimilarRequest, Suggestion
+from model.suggestion import (
+    OUTCOMES,
+    Evidence,
+    Ignored,
+    LabelScore,
+    SimilarRequest,
+    Suggestion,
+)
 
 __all__ = [
     "OUTCOMES",
     "ArtifactError",
     "Evidence",
+    "Ignored",
     "LabelScore",
     "Registry",
     "SimilarRequest",

@@ -156,9 +156,11 @@ def boilerplate_spans(text: str, stop_words: frozenset[str]) -> list[tuple[int, 
     if len(content) < 2:
         return []
     dropped: set[int] = set()
-    first = content[0]
-    if _GREETING_RE.fullmatch(bare[first]):
-        dropped.add(first)
+    # A greeting opens the text, or follows its subject line (a title composed above it).
+    for i in content[:2]:
+        if _GREETING_RE.fullmatch(bare[i]):
+            dropped.add(i)
+            break
     footer = False  # a legal footer runs on to the end of its paragraph
     fenced = False  # inside a fenced code block, fences included
     for i, line in enumerate(bare):

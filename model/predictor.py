@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from model.estimator import TriageEstimator
 from model.outcome import decide_outcome
-from model.suggestion import Evidence, LabelScore, SimilarRequest, Suggestion
+from model.suggestion import Evidence, Ignored, LabelScore, SimilarRequest, Suggestion
 from model.text import Analysis, analyze, has_control_chars
 
 DEFAULT_BAND = 0.1
@@ -66,6 +66,18 @@ def _json_lines(suggestions: list[Suggestion], ids: Sequence[object]) -> list[st
 _SPAN_JOINERS = frozenset(" -/\t")
 # Neighbouring words join into one phrase only when each carries real weight on its own.
 _PHRASE_MIN = 0.25
+
+
+def _ignored(analysis: Analysis) -> list[Ignored]:
+    """The parts of the text left unread: its frame, and denials of a security concern."""
+    frames = analysis.boilerplate
+    spans = [Ignored(s, e, "frame") for s, e in frames]
+    spans += [
+        Ignored(s, e, "denial")
+        for s, e in analysis.denials
+        if not any(fs <= s and e <= fe for fs, fe in frames)  # a footer's own denial
+    ]
+    return sorted(spans, key=lambda span: span.start)
 
 
 def _merge_spans(
@@ -261,9 +273,11 @@ class TriageModel:
         decision = decide_outcome(per_label, analysis.lang, flags, topic_similarity)
         similar: list[SimilarRequest] = []
         max_similarity = None
+        ignored: list[Ignored] = []
         if reasons is not None:
             similar = self._similar(reasons)
             max_similarity = round(reasons.similarity[0], 4) if reasons.similarity else 0.0
+            ignored = _ignored(analysis)
         return Suggestion(
             language=analysis.lang,
             labels=[ls.label for ls in per_label if ls.decision],
@@ -279,6 +293,7 @@ class TriageModel:
             model_version=self.version,
             thresholds=dict(estimator.thresholds),
             uncertainty_band=self.uncertainty_band,
+            ignored=ignored,
         )
 
     def _similar(self, reasons: _Reasons) -> list[SimilarRequest]:

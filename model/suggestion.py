@@ -30,6 +30,19 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A part of the input the model did not read; ``reason`` says why.
+
+    ``"frame"``: a greeting, sign-off, signature, legal footer, template heading or log
+    (``model.boilerplate``); ``"denial"``: a statement that the request is not about security.
+    """
+
+    start: int
+    end: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class LabelScore:
     label: str
     score: float
@@ -66,6 +79,7 @@ class Suggestion:
     model_version: str
     thresholds: dict[str, float]
     uncertainty_band: float
+    ignored: list[Ignored] = field(default_factory=list)  # in text order; empty unexplained
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +107,7 @@ class Suggestion:
                 "similar": [_fields(s) for s in self.similar],
                 "max_similarity": self.max_similarity,
                 "topic_similarity": self.topic_similarity,
+                "ignored": [_fields(i) for i in self.ignored],
             },
             "uncertain_labels": self.uncertain_labels,
             "flags": self.flags,

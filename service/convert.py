@@ -20,6 +20,10 @@ def _locate(start: int, end: int, title: str | None) -> tuple[str, int, int]:
 def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str, Any]:
     """The API shape of one suggestion; evidence offsets point into ``title`` or ``text``."""
 
+    def span_of(start: int, end: int) -> dict[str, Any]:
+        where, s, e = _locate(start, end, title)
+        return {"field": where, "start": s, "end": e}
+
     def span(text: str, start: int, end: int) -> dict[str, Any]:
         where, s, e = _locate(start, end, title)
         return {"field": where, "text": text, "start": s, "end": e}
@@ -59,6 +63,7 @@ def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str
         "max_similarity": suggestion.max_similarity,
         "thresholds": dict(suggestion.thresholds),
         "uncertainty_band": suggestion.uncertainty_band,
+        "ignored": [{**span_of(i.start, i.end), "reason": i.reason} for i in suggestion.ignored],
         "demand": None,
     }
 

@@ -59,6 +59,16 @@ class LabelScore(BaseModel):
     evidence: list[Evidence]
 
 
+class IgnoredPart(BaseModel):
+    field: Literal["title", "text"]
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    reason: Literal["frame", "denial"] = Field(
+        description="frame: greeting, sign-off, signature, legal footer, template heading or "
+        "log; denial: a statement that the request is not about security."
+    )
+
+
 class SimilarPast(BaseModel):
     id: str
     text: str
@@ -99,6 +109,9 @@ class SuggestionOut(BaseModel):
     max_similarity: float
     thresholds: dict[str, float]
     uncertainty_band: float
+    ignored: list[IgnoredPart] = Field(
+        default=[], description="Parts of the input the model left unread, in text order."
+    )
     demand: Demand | None = Field(
         default=None, description="Only for stored requests (the inbox); null for /v1/suggest."
     )

@@ -318,9 +318,16 @@
 
   // --- highlights, bars, similar ----------------------------------------------------------------
 
+  const UNREAD = {
+    frame: "not read by the model: greeting, sign-off, signature, footer, template heading or log",
+    denial: "not read by the model: says the request is not about security",
+  };
+
   // Split one field's text at every evidence boundary; each piece is a text node or a <mark>.
-  function renderHighlighted(node, text, field, perLabel) {
+  // The parts the model left unread (``ignored``) are greyed.
+  function renderHighlighted(node, text, field, perLabel, ignored = []) {
     clear(node);
+    const unread = ignored.filter((i) => i.field === field && i.end > i.start);
     const spans = [];
     for (const ls of perLabel) {
       if (state.hidden.has(ls.label)) continue;
@@ -330,7 +337,7 @@
       }
     }
     const cuts = new Set([0, text.length]);
-    for (const s of spans) { cuts.add(s.start); cuts.add(s.end); }
+    for (const s of [...spans, ...unread]) { cuts.add(s.start); cuts.add(s.end); }
     const points = [...cuts].filter((x) => x >= 0 && x <= text.length).sort((a, b) => a - b);
     for (let i = 0; i < points.length - 1; i++) {
       const a = points[i];
@@ -338,7 +345,8 @@
       const piece = text.slice(a, b);
       const over = spans.filter((s) => s.start <= a && s.end >= b);
       if (!over.length) {
-        node.append(document.createTextNode(piece));
+        const skip = unread.find((u) => u.start <= a && u.end >= b);
+        node.append(skip ? el("span", { class: "unread", title: UNREAD[skip.reason] }, piece) : document.createTextNode(piece));
         continue;
       }
       const pro = over.filter((s) => s.weight > 0).sort((x, y) => y.weight - x.weight);
@@ -535,8 +543,9 @@
 
     const per = blind ? [] : suggestion.per_label;
     const rerender = () => {
-      renderHighlighted($("req-title"), request.title || "", "title", per);
-      renderHighlighted($("req-text"), request.text, "text", per);
+      const ignored = blind ? [] : suggestion.ignored || [];
+      renderHighlighted($("req-title"), request.title || "", "title", per, ignored);
+      renderHighlighted($("req-text"), request.text, "text", per, ignored);
     };
     show($("req-title"), Boolean(request.title));
     rerender();
@@ -723,8 +732,8 @@
       return;
     }
     const rerender = () => {
-      renderHighlighted($("try-res-title"), title, "title", suggestion.per_label);
-      renderHighlighted($("try-res-text"), text, "text", suggestion.per_label);
+      renderHighlighted($("try-res-title"), title, "title", suggestion.per_label, suggestion.ignored);
+      renderHighlighted($("try-res-text"), text, "text", suggestion.per_label, suggestion.ignored);
     };
     show($("try-res-title"), Boolean(title));
     rerender();

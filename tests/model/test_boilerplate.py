@@ -72,6 +72,12 @@ def test_the_request_itself_is_kept(text: str) -> None:
     assert all(part.strip() in {"Thanks!"} for part in kept), kept
 
 
+def test_a_greeting_below_a_subject_line() -> None:
+    assert dropped("Wartemusik\n\nHallo Herr Maier,\nbitte neue Wartemusik.") == [
+        "Hallo Herr Maier,"
+    ]
+
+
 def test_a_one_line_text_is_never_cut() -> None:
     assert dropped("Danke") == []
     assert dropped("Best regards") == []

@@ -74,7 +74,7 @@ def test_without_explanations_the_reasons_are_left_out(trained_model: TriageMode
     text = "Bitte 2FA für das Admin-Portal, wie bei der Telefonanlage"
     explained, plain = trained_model.suggest(text), trained_model.suggest(text, explain=False)
     assert explained.similar and explained.max_similarity is not None
-    assert (plain.similar, plain.max_similarity) == ([], None)
+    assert (plain.similar, plain.max_similarity, plain.ignored) == ([], None, [])
     assert all(not ls.evidence for ls in plain.per_label)
     assert plain.topic_similarity == explained.topic_similarity
 

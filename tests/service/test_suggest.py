@@ -67,6 +67,20 @@ def test_evidence_offsets_point_into_title_or_text(client: TestClient) -> None:
     assert "text" in seen
 
 
+def test_the_unread_frame_and_denials_are_named_with_offsets(client: TestClient) -> None:
+    title = "Wartemusik"
+    text = "Hallo zusammen,\nkein Sicherheitsthema: bitte neue Wartemusik.\n\nGruß\nAnna"
+    body = client.post("/v1/suggest", json={"text": text, "title": title}).json()
+    parts = [
+        (i["field"], text[i["start"] : i["end"]].rstrip(": "), i["reason"]) for i in body["ignored"]
+    ]
+    assert parts == [
+        ("text", "Hallo zusammen,", "frame"),
+        ("text", "kein Sicherheitsthema", "denial"),
+        ("text", "Gruß\nAnna", "frame"),
+    ]
+
+
 @pytest.mark.parametrize(
     "text, lang",
     [

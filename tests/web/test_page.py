@@ -262,13 +262,19 @@ def test_phone_width_try_box_and_model_page(
     # Try a request: suggested, not stored.
     total_before = httpx.get(web_server.url + "/v1/requests", headers=AUTH).headers["x-total-count"]
     page.get_by_role("link", name="Try a request").click()
-    tried = "Bitte 2FA für das Admin-Portal <img src=x onerror=alert(1)>"
+    tried = (
+        "Hallo zusammen,\nBitte 2FA für das Admin-Portal <img src=x onerror=alert(1)>\n\nGruß\nJana"
+    )
     page.get_by_label("Text to try").fill(tried)
     page.get_by_role("button", name="Suggest", exact=True).click()
     page.locator("#try-bars .bar-row").first.wait_for()
     assert page.locator("#try-outcome").get_attribute("data-outcome") == "security_fix"
     assert page.locator("#try-res-text mark").count() >= 1
     assert page.locator("#try-res-text").text_content() == tried
+    # The greeting and the sign-off, which the model did not read, are greyed.
+    unread = page.locator("#try-res-text .unread")
+    assert unread.all_text_contents() == ["Hallo zusammen,", "Gruß\nJana"]
+    assert "not read by the model" in (unread.first.get_attribute("title") or "")
     assert page.locator("#try-res-text img").count() == 0
     total_after = httpx.get(web_server.url + "/v1/requests", headers=AUTH).headers["x-total-count"]
     assert total_after == total_before
