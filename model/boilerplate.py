@@ -54,6 +54,44 @@ _FOOTER_RE = re.compile(
     r"|(?:denken sie|bitte denken sie) an die umwelt|bevor sie diese (?:e-?mail|mail) ausdrucken",
     re.IGNORECASE,
 )
+# Every match of _FOOTER_RE contains one of these (lower case): a substring test is many times
+# cheaper than the pattern, and most lines hold none of them.
+_FOOTER_STEMS = (
+    "confidential",
+    "privileged",
+    "intended",
+    "in error",
+    "notify the sender",
+    "unauthori",
+    "before printing",
+    "registered",
+    "company n",
+    "company r",
+    "vat ",
+    "vertraulich",
+    "rechtlich geschützt",
+    "adressat",
+    "empfänger",
+    "irrtümlich",
+    "versehentlich",
+    "fälschlicherweise",
+    "unbefugte",
+    "geschäftsführ",
+    "gericht",
+    "handelsregister",
+    "hrb",
+    "ustid",
+    "ust-id",
+    "ust.id",
+    "ust.-id",
+    "steuernr",
+    "steuer-nr",
+    "sitz der gesellschaft",
+    "vorstand",
+    "aufsichtsrat",
+    "umwelt",
+    "ausdrucken",
+)
 _MOBILE_RE = re.compile(
     r"(?:sent from|gesendet von|von meinem|get) (?:my )?(?:iphone|ipad|android|samsung|"
     r"mobile|smartphone|handy|outlook|mail für|mail for)\b[^\n]{0,40}",
@@ -102,6 +140,7 @@ _TEMPLATE_HINT_RE = re.compile(
     re.IGNORECASE,
 )
 # Machine output: a line of a log ("2026-11-02 10:14:03 WARN ...", "Nov  2 10:14:03 pbx ...").
+_TEMPLATE_HINT_STEMS = ("concise", "any other context", "frustrated when", "add screenshots")
 _LOG_LINE_RE = re.compile(
     r"\[?(?:\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}|[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}"
     r"|\d{1,2}:\d{2}:\d{2}[.,]\d+)"
@@ -129,9 +168,21 @@ def _bare(line: str) -> str:
     return line.strip().strip("#*_>` \t").strip()
 
 
-def _is_signature_line(line: str, stop_words: frozenset[str]) -> bool:
+def _is_footer(line: str) -> bool:
+    lowered = line.lower()
+    return any(stem in lowered for stem in _FOOTER_STEMS) and bool(_FOOTER_RE.search(line))
+
+
+def _is_template_hint(line: str) -> bool:
+    lowered = line.lower()
+    return any(stem in lowered for stem in _TEMPLATE_HINT_STEMS) and bool(
+        _TEMPLATE_HINT_RE.search(line)
+    )
+
+
+def _is_signature_line(line: str, stop_words: frozenset[str], footers: bool) -> bool:
     bare = _bare(line)
-    if not bare or _FOOTER_RE.search(bare) or _MOBILE_RE.fullmatch(bare):
+    if not bare or (footers and _is_footer(bare)) or _MOBILE_RE.fullmatch(bare):
         return True
     if len(bare) > _SIGNATURE_LINE_CHARS:
         return False
@@ -155,6 +206,10 @@ def boilerplate_spans(text: str, stop_words: frozenset[str]) -> list[tuple[int, 
     content = [i for i, b in enumerate(bare) if b]
     if len(content) < 2:
         return []
+    # Most texts hold no footer or template stem at all: then no line needs those patterns.
+    lowered = text.lower()
+    footers = any(stem in lowered for stem in _FOOTER_STEMS)
+    hints = any(stem in lowered for stem in _TEMPLATE_HINT_STEMS)
     dropped: set[int] = set()
     # A greeting opens the text, or follows its subject line (a title composed above it).
     for i in content[:2]:
@@ -175,12 +230,12 @@ def boilerplate_spans(text: str, stop_words: frozenset[str]) -> list[tuple[int, 
         if _LOG_LINE_RE.match(line):
             dropped.add(i)
             continue
-        if _FOOTER_RE.search(line):
+        if footers and _is_footer(line):
             footer = True
         if (
             footer
             or line.lower().rstrip(":") in _TEMPLATE_HEADINGS
-            or _TEMPLATE_HINT_RE.search(line)
+            or (hints and _is_template_hint(line))
             or _MOBILE_RE.fullmatch(line)
         ):
             dropped.add(i)
@@ -191,7 +246,7 @@ def boilerplate_spans(text: str, stop_words: frozenset[str]) -> list[tuple[int, 
         line = bare[i]
         if _SIGNATURE_DELIMITER.fullmatch(line_text(i).strip()) or _CLOSING_RE.fullmatch(line):
             cut = i
-        elif i not in dropped and not _is_signature_line(line_text(i), stop_words):
+        elif i not in dropped and not _is_signature_line(line_text(i), stop_words, footers):
             break
     if cut is not None:
         dropped.update(range(cut, len(lines)))

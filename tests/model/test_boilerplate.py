@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.boilerplate import boilerplate_spans
+from model.boilerplate import _is_footer, boilerplate_spans
 from model.text import _stop_union, analyze
 
 
@@ -90,3 +90,37 @@ def test_the_language_is_the_requests_not_its_frames() -> None:
         "**Additional context**"
     )
     assert analyze(text).lang == "de"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "This e-mail and any attachments are confidential.",
+        "The message may contain privileged information",
+        "It is intended solely for the addressee.",
+        "If you have received it in error, delete it.",
+        "Please notify the sender immediately.",
+        "Any unauthorised disclosure is prohibited.",
+        "Please consider the environment before printing this e-mail.",
+        "Registered office: 4 Quay Street, Bristol",
+        "Company number 01234567",
+        "VAT reg 123 456 789",
+        "Diese E-Mail kann vertrauliche Informationen enthalten.",
+        "Diese Nachricht und alle Anhänge sind rechtlich geschützt.",
+        "Wenn Sie nicht der richtige Adressat sind,",
+        "oder diese E-Mail irrtümlich erhalten haben,",
+        "Unbefugte Weitergabe ist nicht gestattet.",
+        "Geschäftsführer: Hans Weber",
+        "Amtsgericht Stuttgart HRB 12345",
+        "Handelsregister B 4711",
+        "USt-IdNr. DE123456789",
+        "Steuer-Nr. 12/345/67890",
+        "Sitz der Gesellschaft: Köln",
+        "Vorstand: A. Muster, B. Beispiel",
+        "Aufsichtsrat: C. Vorsitz",
+        "Bitte denken Sie an die Umwelt, bevor Sie diese E-Mail ausdrucken.",
+    ],
+)
+def test_every_kind_of_footer_line_is_recognised(line: str) -> None:
+    """Each alternative of the footer pattern, through the cheap stem test in front of it."""
+    assert _is_footer(line)
