@@ -517,30 +517,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=DEFAULT_TRAIN, help="training JSONL")
     parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL, help="evaluation JSONL")
-    parser.add_argument(
-        "--unseen",
-        type=lambda value: Path(value) if value else None,
-        default=DEFAULT_UNSEEN,
-        help="requests in unseen writing styles, judged besides eval ('' to skip)",
+    optional_files = (
+        ("--unseen", DEFAULT_UNSEEN, "requests in unseen writing styles, judged besides eval"),
+        ("--translations", DEFAULT_TRANSLATIONS, "translations of the unseen requests"),
+        ("--public", DEFAULT_PUBLIC, "requests in the styles of public trackers and forums"),
+        ("--public2", DEFAULT_PUBLIC2, "a second such set, by another writer"),
     )
-    parser.add_argument(
-        "--translations",
-        type=lambda value: Path(value) if value else None,
-        default=DEFAULT_TRANSLATIONS,
-        help="translations of the unseen requests, with source_id ('' to skip)",
-    )
-    parser.add_argument(
-        "--public",
-        type=lambda value: Path(value) if value else None,
-        default=DEFAULT_PUBLIC,
-        help="requests in the styles of public trackers and forums ('' to skip)",
-    )
-    parser.add_argument(
-        "--public2",
-        type=lambda value: Path(value) if value else None,
-        default=DEFAULT_PUBLIC2,
-        help="a second such set, by another writer ('' to skip)",
-    )
+    for flag, default, what in optional_files:
+        parser.add_argument(
+            flag,
+            type=lambda value: Path(value) if value else None,
+            default=default,
+            help=f"{what} ('' to skip)",
+        )
     parser.add_argument(
         "--json",
         type=Path,
