@@ -183,8 +183,11 @@ def fit_estimator(
         a, b = fit_platt(oof[:, j], Y[:, j])
         platt[label] = (a, b)
         oof_probabilities[:, j] = 1.0 / (1.0 + np.exp(-(a * oof[:, j] + b)))
-        beta = config.threshold_beta.get(label, 1.0)
-        thresholds[label] = tune_threshold(oof_probabilities[:, j], Y[:, j], beta)
+        if label in config.fixed_thresholds:
+            thresholds[label] = float(config.fixed_thresholds[label])
+        else:
+            beta = config.threshold_beta.get(label, 1.0)
+            thresholds[label] = tune_threshold(oof_probabilities[:, j], Y[:, j], beta)
     progress("calibration and thresholds", 1, 1)
 
     progress("final fit", 0, 1)

@@ -9,7 +9,9 @@ import pytest
 
 from model.registry import Registry
 from tests.conftest import SAMPLES
+from training.config import load_config
 from training.data import DataError, load_samples, translation_pairs
+from training.pipeline import fit_estimator, label_matrix, tune_threshold
 from training.train import train
 
 GOOD = {"id": "x1", "text": "Bitte 2FA für das Admin-Portal", "labels": ["security"], "lang": "de"}
@@ -102,3 +104,25 @@ def test_a_translation_of_an_unknown_request_is_named(tmp_path: Path) -> None:
     assert "translations.jsonl" in str(caught.value)
     assert "source_id" in str(caught.value) and "t1" in str(caught.value)
     assert "'zz9'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["[fixed_thresholds]\nmsp_configurabel = 0.5\n", "[fixed_thresholds]\nbroad_value = 1.5\n"],
+    ids=["unknown-label", "not-a-probability"],
+)
+def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(table, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config\.toml: fixed_thresholds\.\w+: expected"):
+        load_config(path)
+
+
+def test_fixed_thresholds_are_used_and_security_is_still_tuned(tmp_path: Path) -> None:
+    """The default config decides msp and broad at calibrated 0.5, security by F2 tuning."""
+    samples = load_samples(SAMPLES / "eval.jsonl").samples
+    estimator, report = fit_estimator(samples, load_config(n_jobs=1))
+    assert estimator.thresholds["msp_configurable"] == 0.5
+    assert estimator.thresholds["broad_value"] == 0.5
+    tuned = tune_threshold(report.oof_probabilities[:, 1], label_matrix(samples)[:, 1], 2.0)
+    assert estimator.thresholds["security"] == tuned

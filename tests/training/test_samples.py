@@ -32,15 +32,6 @@ def test_sample_file_has_schema_and_counts(name: str) -> None:
     assert sum(len(s.labels) >= 2 for s in samples) >= need["multi"]
 
 
-def test_staged_requests_are_valid_and_continue_train() -> None:
-    """``staged/train_round3.jsonl`` waits to join train (see the README): keep it joinable."""
-    staged = load_samples(SAMPLES / "staged" / "train_round3.jsonl").samples
-    train = load_samples(SAMPLES / "train.jsonl").samples
-    assert len(staged) == 420
-    assert not {s.id for s in staged} & {s.id for s in train}
-    assert not {s.text for s in staged} & {s.text for s in train}
-
-
 def test_sample_records_keep_their_extra_fields() -> None:
     sample = load_samples(SAMPLES / "train.jsonl").samples[0]
     assert "voice" in sample.to_record()
