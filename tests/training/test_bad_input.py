@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from model.estimator import LABELS
 from model.registry import Registry
 from tests.conftest import SAMPLES
 from training.config import load_config
@@ -118,11 +119,12 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         load_config(path)
 
 
-def test_fixed_thresholds_are_used_and_security_is_still_tuned(tmp_path: Path) -> None:
+def test_fixed_thresholds_are_used_and_security_is_still_tuned() -> None:
     """The default config decides msp and broad at calibrated 0.5, security by F2 tuning."""
     samples = load_samples(SAMPLES / "eval.jsonl").samples
     estimator, report = fit_estimator(samples, load_config(n_jobs=1))
     assert estimator.thresholds["msp_configurable"] == 0.5
     assert estimator.thresholds["broad_value"] == 0.5
-    tuned = tune_threshold(report.oof_probabilities[:, 1], label_matrix(samples)[:, 1], 2.0)
+    j = LABELS.index("security")
+    tuned = tune_threshold(report.oof_probabilities[:, j], label_matrix(samples)[:, j], 2.0)
     assert estimator.thresholds["security"] == tuned
