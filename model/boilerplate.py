@@ -180,10 +180,8 @@ def _is_template_hint(line: str) -> bool:
     )
 
 
-def _is_signature_line(line: str, stop_words: frozenset[str], footers: bool) -> bool:
-    bare = _bare(line)
-    if not bare or (footers and _is_footer(bare)) or _MOBILE_RE.fullmatch(bare):
-        return True
+def _is_signature_line(bare: str, stop_words: frozenset[str]) -> bool:
+    """A name, a role, an address, a phone number (footers and taglines are dropped already)."""
     if len(bare) > _SIGNATURE_LINE_CHARS:
         return False
     # Function words as sentences write them: in lower case ("IT" in a role is no "it").
@@ -246,7 +244,7 @@ def boilerplate_spans(text: str, stop_words: frozenset[str]) -> list[tuple[int, 
         line = bare[i]
         if _SIGNATURE_DELIMITER.fullmatch(line_text(i).strip()) or _CLOSING_RE.fullmatch(line):
             cut = i
-        elif i not in dropped and not _is_signature_line(line_text(i), stop_words, footers):
+        elif i not in dropped and not _is_signature_line(line, stop_words):
             break
     if cut is not None:
         dropped.update(range(cut, len(lines)))
