@@ -20,13 +20,10 @@ def _locate(start: int, end: int, title: str | None) -> tuple[str, int, int]:
 def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str, Any]:
     """The API shape of one suggestion; evidence offsets point into ``title`` or ``text``."""
 
-    def span_of(start: int, end: int) -> dict[str, Any]:
+    def span(start: int, end: int, **fields: Any) -> dict[str, Any]:
+        """``field``, then ``fields`` (evidence puts its ``text`` here), then the offsets."""
         where, s, e = _locate(start, end, title)
-        return {"field": where, "start": s, "end": e}
-
-    def span(text: str, start: int, end: int) -> dict[str, Any]:
-        where, s, e = _locate(start, end, title)
-        return {"field": where, "text": text, "start": s, "end": e}
+        return {"field": where, **fields, "start": s, "end": e}
 
     return {
         "model_version": suggestion.model_version,
@@ -41,7 +38,7 @@ def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str
                 "decision": ls.decision,
                 "uncertain": ls.uncertain,
                 "evidence": [
-                    {**span(e.text, e.start, e.end), "weight": e.weight} for e in ls.evidence
+                    {**span(e.start, e.end, text=e.text), "weight": e.weight} for e in ls.evidence
                 ],
             }
             for ls in suggestion.per_label
@@ -63,7 +60,7 @@ def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str
         "max_similarity": suggestion.max_similarity,
         "thresholds": dict(suggestion.thresholds),
         "uncertainty_band": suggestion.uncertainty_band,
-        "ignored": [{**span_of(i.start, i.end), "reason": i.reason} for i in suggestion.ignored],
+        "ignored": [{**span(i.start, i.end), "reason": i.reason} for i in suggestion.ignored],
         "demand": None,
     }
 
