@@ -256,16 +256,14 @@ class SplitResult:
     metrics: dict[str, Any]
     train_seconds: float
     predictions_per_second: float
-    # Metrics on each set of unseen text given ("unseen", "public"), by name.
+    # Metrics on each set of unseen text given, by its name in UNSEEN_SETS.
     unseen: dict[str, dict[str, Any]] = field(default_factory=dict)
     same_across_languages: float | None = None  # share of translation pairs labelled alike
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": self.metrics,
-            "unseen_metrics": self.unseen.get("unseen"),
-            "public_metrics": self.unseen.get("public"),
-            "public2_metrics": self.unseen.get("public2"),
+            **{f"{name}_metrics": self.unseen.get(name) for name in UNSEEN_SETS},
             "same_across_languages": self.same_across_languages,
             "train_seconds": round(self.train_seconds, 3),
             "predictions_per_second": round(self.predictions_per_second, 1),
@@ -470,8 +468,8 @@ def split_table(results: list[SplitResult]) -> str:
         unseen = []
         for name in UNSEEN_SETS:
             u = r.unseen.get(name)
-            security = u["per_label"]["security"]["recall"] if u else None
-            unseen += [f"{u['macro_f1']:.3f}", f"{security:.3f}"] if u else ["—", "—"]
+            recall = u["per_label"]["security"]["recall"] if u else None
+            unseen += [f"{u['macro_f1']:.3f}", f"{recall:.3f}"] if u else ["—", "—"]
         rows.append(
             [
                 r.name,
@@ -585,9 +583,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     fingerprint = code_fingerprint(data_paths)
     train = load_samples(args.train).samples
     held_out = load_samples(args.eval).samples
+    unseen_paths = {name: getattr(args, name) for name in UNSEEN_SETS}
     unseen = {
-        name: load_samples(path).samples if path else []
-        for name, path in zip(UNSEEN_SETS, (args.unseen, args.public, args.public2), strict=True)
+        name: load_samples(path).samples if path else [] for name, path in unseen_paths.items()
     }
     pairs = (
         translation_pairs(unseen["unseen"], load_samples(args.translations))
@@ -603,9 +601,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     print(f"Train {args.train} (n={len(train)}) → eval {args.eval} (n={len(held_out)}), {code}")
     if unseen["unseen"]:
         print(f"unseen: {args.unseen} (n={len(unseen['unseen'])}), translation pairs: {len(pairs)}")
-    for name, path in (("public", args.public), ("public2", args.public2)):
+    for name in UNSEEN_SETS[1:]:
         if unseen[name]:
-            print(f"{name}: {path} (n={len(unseen[name])})")
+            print(f"{name}: {unseen_paths[name]} (n={len(unseen[name])})")
     print(split_table(split_results))
     sys.stdout.flush()
 
