@@ -22,6 +22,7 @@ class TrainConfig:
     cv_folds: int = 5
     seed: int = 13
     # F-beta per label for threshold tuning on out-of-fold scores; beta > 1 favours recall.
+    # Labels in ``fixed_thresholds`` are not tuned, so their entry here is unused.
     threshold_beta: dict[str, float] = field(
         default_factory=lambda: {"msp_configurable": 1.0, "security": 2.0, "broad_value": 1.0}
     )
