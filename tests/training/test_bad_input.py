@@ -119,12 +119,13 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         load_config(path)
 
 
-def test_fixed_thresholds_are_used_and_security_is_still_tuned() -> None:
-    """The default config decides msp and broad at calibrated 0.5, security by F2 tuning."""
+def test_fixed_thresholds_are_used_and_a_label_without_one_is_tuned() -> None:
+    """The default config fixes all three thresholds; a label left out of it is F-beta tuned."""
     samples = load_samples(SAMPLES / "eval.jsonl").samples
-    estimator, report = fit_estimator(samples, load_config(n_jobs=1))
-    assert estimator.thresholds["msp_configurable"] == 0.5
-    assert estimator.thresholds["broad_value"] == 0.5
+    estimator, _ = fit_estimator(samples, load_config(n_jobs=1))
+    assert estimator.thresholds == {"msp_configurable": 0.5, "security": 0.15, "broad_value": 0.5}
+    fixed = {"msp_configurable": 0.5, "broad_value": 0.5}
+    estimator, report = fit_estimator(samples, load_config(n_jobs=1, fixed_thresholds=fixed))
     j = LABELS.index("security")
     tuned = tune_threshold(report.oof_probabilities[:, j], label_matrix(samples)[:, j], 2.0)
     assert estimator.thresholds["security"] == tuned
