@@ -360,32 +360,53 @@ class TriageEstimator:
         return result
 
     def contributions(
-        self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]
-    ) -> tuple[list[tuple[int, int]], np.ndarray]:
-        """Logit contribution of each evidence unit (a word or phrase), per label.
+        self, analyses: list[Analysis], matrix: sp.csr_matrix
+    ) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """Logit contribution of each evidence unit (a word or phrase), per label, per text.
 
-        ``row`` is the text's feature vector as (column indices, values). Returns the units'
-        spans and an array (units × labels) of their contributions; a feature seen several
-        times in the text shares its contribution among its places.
+        ``matrix`` holds the texts' feature rows, as ``transform`` returns them. Returns, per
+        text, the units' spans and an array (units × labels) of their contributions; a feature
+        seen several times in a text shares its contribution among its places. Summed over a
+        text's units, a label's contributions are Platt's ``a`` times ``w · x``.
+
+        The whole batch is one set of array operations: per text they would cost more in
+        numpy's call overhead than in arithmetic.
         """
-        columns, units, shares, spans = self.features.occurrences(analysis)
-        if not len(columns):
-            return [], np.zeros((0, len(self.scorers)))
-        # Work on the text's own distinct columns: arrays as wide as the whole feature space
-        # would cost more than everything else here.
-        distinct, inverse = np.unique(columns, return_inverse=True)
-        row_columns, row_values = row  # sorted columns, as ``transform`` returns them
-        at = np.searchsorted(row_columns, distinct)
-        found = at < len(row_columns)
-        found[found] = row_columns[at[found]] == distinct[found]
+        n_labels = len(self.scorers)
+        found = [self.features.occurrences(analysis) for analysis in analyses]
+        n_units = np.array([len(spans) for *_, spans in found], dtype=np.int64)
+        unit_offsets = np.concatenate([[0], np.cumsum(n_units)])
+        n_entries = [len(columns) for columns, *_ in found]
+        if not sum(n_entries):
+            return [(spans, np.zeros((len(spans), n_labels))) for *_, spans in found]
+        columns = np.concatenate([c for c, *_ in found])
+        units = np.concatenate([u for _, u, *_ in found]) + np.repeat(unit_offsets[:-1], n_entries)
+        shares = np.concatenate([sh for _, _, sh, _ in found])
+        # Work on each text's own distinct columns: arrays as wide as the whole feature space
+        # would cost more than everything else here. A (row, column) key orders like CSR.
+        n_features = matrix.shape[1]
+        rows = np.repeat(np.arange(len(analyses), dtype=np.int64), n_entries)
+        distinct, inverse = np.unique(rows * n_features + columns, return_inverse=True)
+        stored = (
+            np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+            * n_features
+            + matrix.indices
+        )
+        at = np.searchsorted(stored, distinct)
+        hit = at < len(stored)
+        hit[hit] = stored[at[hit]] == distinct[hit]
         value = np.zeros(len(distinct))
-        value[found] = row_values[at[found]]
+        value[hit] = matrix.data[at[hit]]
         totals = np.bincount(inverse, weights=shares)
         values = value[inverse] * shares / totals[inverse]
         coef, _, platt_a, _ = self._linear
-        n_labels = len(platt_a)
         # One sum per (unit, label) cell: entries × labels contributions, binned together.
         cells = (units[:, None] * n_labels + np.arange(n_labels)).ravel()
         weights = (values[:, None] * coef[columns] * platt_a).ravel()
-        per_cell = np.bincount(cells, weights=weights, minlength=len(spans) * n_labels)
-        return spans, per_cell.reshape(len(spans), n_labels)
+        total_units = int(unit_offsets[-1])
+        per_cell = np.bincount(cells, weights=weights, minlength=total_units * n_labels)
+        per_unit = per_cell.reshape(total_units, n_labels)
+        return [
+            (spans, per_unit[unit_offsets[i] : unit_offsets[i + 1]])
+            for i, (*_, spans) in enumerate(found)
+        ]

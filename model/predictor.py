@@ -110,9 +110,10 @@ def _merge_spans(
 
 
 class _Reasons(NamedTuple):
-    """What an explained suggestion needs beyond the scores: the feature row, the neighbours."""
+    """What an explained suggestion needs beyond the scores: contributions, the neighbours."""
 
-    row: tuple[np.ndarray, np.ndarray]  # (column indices, values) of the text's features
+    # The evidence units' spans, and their logit contributions (units × labels).
+    contributions: tuple[list[tuple[int, int]], np.ndarray]
     nearest: list[int]
     similarity: list[float]
 
@@ -185,11 +186,11 @@ class TriageModel:
                 for i, analysis in enumerate(analyses)
             ]
         nearest, similarity = comparison.nearest, comparison.similarity
+        contributions = self.estimator.contributions(analyses, matrix)
         suggestions = []
         for i, analysis in enumerate(analyses):
-            lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
             reasons = _Reasons(
-                row=(matrix.indices[lo:hi], matrix.data[lo:hi]),
+                contributions=contributions[i],
                 nearest=nearest[i].tolist(),
                 similarity=similarity[i].tolist(),
             )
@@ -255,7 +256,7 @@ class TriageModel:
         reasons: _Reasons | None = None,
     ) -> Suggestion:
         estimator = self.estimator
-        evidence = self._evidence(analysis, reasons.row) if reasons is not None else {}
+        evidence = self._evidence(analysis, *reasons.contributions) if reasons is not None else {}
         per_label = []
         for label, score in zip(estimator.labels, probabilities.tolist(), strict=True):
             threshold = estimator.thresholds[label]
@@ -311,9 +312,9 @@ class TriageModel:
         ]
 
     def _evidence(
-        self, analysis: Analysis, row: tuple[np.ndarray, np.ndarray]
+        self, analysis: Analysis, spans: list[tuple[int, int]], contributions: np.ndarray
     ) -> dict[str, list[Evidence]]:
-        spans, contributions = self.estimator.contributions(analysis, row)  # spans in text order
+        # spans in text order, contributions units × labels
         per_label = contributions.T.tolist() if spans else [[]] * len(self.labels)
         result: dict[str, list[Evidence]] = {}
         text = analysis.text

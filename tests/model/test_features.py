@@ -58,3 +58,23 @@ def test_compare_equals_plain_cosine(
     assert np.allclose(comparison.topic, topic, atol=1e-12)
     assert comparison.topic[len(texts)] == 0.0  # an empty text is like nothing
     assert np.array_equal(small_estimator.compare(matrix, 0).topic, comparison.topic)
+
+
+def test_contributions_add_up_to_the_score_and_do_not_depend_on_the_batch(
+    small_estimator: TriageEstimator,
+) -> None:
+    """Evidence is exact: a text's contributions sum to Platt's a times w · x, per label."""
+    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:30]]
+    analyses = [analyze(t) for t in [*texts, "", "xq zv", "Bitte 2FA für das Admin-Portal"]]
+    matrix = small_estimator.transform(analyses)
+    coef, _, platt_a, _ = small_estimator._linear
+    expected = platt_a * np.asarray(matrix @ coef)
+    together = small_estimator.contributions(analyses, matrix)
+    for i, (spans, contributions) in enumerate(together):
+        assert contributions.shape == (len(analyses[i].tokens), len(small_estimator.labels))
+        assert len(spans) == len(analyses[i].tokens)
+        assert np.allclose(contributions.sum(axis=0), expected[i], atol=1e-12)
+        alone_spans, alone = small_estimator.contributions([analyses[i]], matrix[i])[0]
+        assert alone_spans == spans
+        assert np.allclose(alone, contributions, atol=1e-15)
+    assert together[len(texts)][1].shape[0] == 0  # the empty text has no units
