@@ -21,6 +21,7 @@ from model.text import Analysis, char_ngrams
 LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
 _CHUNK = 512  # rows per block when comparing with the training requests
 _TRANSFORM_ROWS = 2048  # rows per slice when building TF-IDF rows
+_EVIDENCE_ROWS = 256  # rows per block when computing evidence
 _DERIVED = ("_linear", "_index_topic_norms")  # TriageEstimator caches, not pickled
 
 
@@ -369,9 +370,18 @@ class TriageEstimator:
         seen several times in a text shares its contribution among its places. Summed over a
         text's units, a label's contributions are Platt's ``a`` times ``w · x``.
 
-        The whole batch is one set of array operations: per text they would cost more in
-        numpy's call overhead than in arithmetic.
+        Each block of rows is one set of array operations: per text they would cost more in
+        numpy's call overhead than in arithmetic; blocks keep memory bounded for a large batch.
         """
+        return [
+            result
+            for lo, rows in _row_blocks(matrix, _EVIDENCE_ROWS)
+            for result in self._contributions(analyses[lo : lo + rows.shape[0]], rows)
+        ]
+
+    def _contributions(
+        self, analyses: list[Analysis], matrix: sp.csr_matrix
+    ) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         n_labels = len(self.scorers)
         found = [self.features.occurrences(analysis) for analysis in analyses]
         n_units = np.array([len(spans) for *_, spans in found], dtype=np.int64)

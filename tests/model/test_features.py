@@ -60,10 +60,12 @@ def test_compare_equals_plain_cosine(
     assert np.array_equal(small_estimator.compare(matrix, 0).topic, comparison.topic)
 
 
+@pytest.mark.parametrize("block", [256, 7], ids=["one block", "blocks of 7 rows"])
 def test_contributions_add_up_to_the_score_and_do_not_depend_on_the_batch(
-    small_estimator: TriageEstimator,
+    small_estimator: TriageEstimator, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Evidence is exact: a text's contributions sum to Platt's a times w · x, per label."""
+    monkeypatch.setattr(model.estimator, "_EVIDENCE_ROWS", block)
     texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:30]]
     analyses = [analyze(t) for t in [*texts, "", "xq zv", "Bitte 2FA für das Admin-Portal"]]
     matrix = small_estimator.transform(analyses)
