@@ -62,7 +62,6 @@ import spacy
 from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import RepeatedKFold
 from sklearn.multiclass import OneVsRestClassifier
 from spacy.training import Example
 from spacy.util import compounding, fix_random_seed, minibatch
@@ -76,7 +75,7 @@ from model.text import analyze  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.data import Sample, load_samples, translation_pairs  # noqa: E402
 from training.evaluate import decisions, metrics_from  # noqa: E402
-from training.pipeline import fit_estimator, label_matrix  # noqa: E402
+from training.pipeline import fit_estimator, group_of, grouped_folds, label_matrix  # noqa: E402
 from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision  # noqa: E402
 
 DEFAULT_UNSEEN = DEFAULT_TRAIN.with_name("challenge.jsonl")
@@ -402,16 +401,18 @@ def run_cv(
 ) -> list[CvResult]:
     """Repeated K-fold CV; every system sees exactly the same folds, so results are paired.
 
+    A request and its translation stay in one fold (``grouped_folds``).
+
     Folds run in ``jobs`` worker processes (the caller keeps each fit to one process then),
     so the per-fold seconds logged are comparable only within one run.
     """
     results = [CvResult(s.name) for s in systems]
-    splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    splits = grouped_folds([group_of(s) for s in samples], folds, seed, repeats)
     tasks = (
         delayed(score_fold)(
             systems, [samples[i] for i in train_idx], [samples[i] for i in test_idx]
         )
-        for train_idx, test_idx in splitter.split(samples)
+        for train_idx, test_idx in splits
     )
     total = folds * repeats
     fold_scores = Parallel(n_jobs=jobs, return_as="generator")(tasks)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
+from sklearn.model_selection import RepeatedKFold
 
 from model.estimator import (
     LABELS,
@@ -80,6 +80,30 @@ def _fit_linear(X: object, y: np.ndarray, config: TrainConfig) -> tuple[np.ndarr
 _FOLD_STATE: tuple[list[Analysis], np.ndarray, TrainConfig] | None = None
 
 
+def group_of(sample: Sample) -> str:
+    """The group a sample is split with: its original's id for a translation, else its own."""
+    return str(sample.extra.get("source_id") or sample.id)
+
+
+def grouped_folds(
+    groups: Sequence[str], n_splits: int, seed: int, repeats: int = 1
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold splits (repeated) that keep each group on one side of every split.
+
+    A request and its translation carry the same meaning: with one in the training part and
+    the other in the test part, the score of the test part would be too good. With every
+    group of one sample, the folds are exactly those of a shuffled ``KFold`` over the samples.
+    """
+    distinct = list(dict.fromkeys(groups))
+    code = {group: i for i, group in enumerate(distinct)}
+    codes = np.array([code[group] for group in groups], dtype=np.int64)
+    splitter = RepeatedKFold(n_splits=n_splits, n_repeats=repeats, random_state=seed)
+    return [
+        (np.flatnonzero(np.isin(codes, train)), np.flatnonzero(np.isin(codes, test)))
+        for train, test in splitter.split(distinct)
+    ]
+
+
 def _fold_scores(fold: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Fit on one fold's training part, score its test part (runs in a worker process)."""
     assert _FOLD_STATE is not None
@@ -96,16 +120,22 @@ def _fold_scores(fold: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.nd
 
 
 def out_of_fold_scores(
-    analyses: list[Analysis], Y: np.ndarray, config: TrainConfig, progress: Progress
+    analyses: list[Analysis],
+    Y: np.ndarray,
+    config: TrainConfig,
+    progress: Progress,
+    groups: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Raw linear scores of each sample from a model that did not see it (samples × labels).
 
-    Each fold fits its own vocabulary, so the scores are honest about unseen words. Folds run
-    in parallel worker processes (forked: the analysed texts are shared, not copied).
+    Each fold fits its own vocabulary, so the scores are honest about unseen words; a group
+    (a request and its translations) is never split. Folds run in parallel worker processes
+    (forked: the analysed texts are shared, not copied).
     """
     global _FOLD_STATE
-    n_splits = min(config.cv_folds, len(analyses))
-    folds = list(KFold(n_splits=n_splits, shuffle=True, random_state=config.seed).split(analyses))
+    groups = groups if groups is not None else [str(i) for i in range(len(analyses))]
+    n_splits = min(config.cv_folds, len(set(groups)))
+    folds = grouped_folds(groups, n_splits, config.seed)
     jobs = min(config.n_jobs if config.n_jobs > 0 else os.cpu_count() or 1, n_splits)
     scores = np.zeros(Y.shape, dtype=np.float64)
     progress("cross-validation", 0, n_splits)
@@ -174,7 +204,7 @@ def fit_estimator(
         analyses.append(analyze(sample.text, config.max_chars))
     progress("analysing texts", len(samples), len(samples))
     Y = label_matrix(samples)
-    oof = out_of_fold_scores(analyses, Y, config, progress)
+    oof = out_of_fold_scores(analyses, Y, config, progress, [group_of(s) for s in samples])
 
     progress("calibration and thresholds", 0, 1)
     platt, thresholds = {}, {}
