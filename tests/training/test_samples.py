@@ -69,3 +69,16 @@ def test_each_translation_pairs_with_a_challenge_request_in_the_other_language()
         original = originals[translation.extra["source_id"]]
         assert translation.labels == original.labels, translation.id
         assert translation.lang != original.lang, translation.id
+
+
+def test_translations_in_train_have_their_original_in_the_other_language() -> None:
+    """A translated training request keeps its original's labels and is split with it."""
+    samples = load_samples(SAMPLES / "train.jsonl").samples
+    by_id = {s.id: s for s in samples}
+    translations = [s for s in samples if "source_id" in s.extra]
+    assert len(translations) >= 200
+    for translation in translations:
+        original = by_id[translation.extra["source_id"]]
+        assert "source_id" not in original.extra, translation.id  # one level, no chains
+        assert translation.labels == original.labels, translation.id
+        assert translation.lang != original.lang, translation.id
