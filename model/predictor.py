@@ -314,7 +314,10 @@ class TriageModel:
     def _evidence(
         self, analysis: Analysis, spans: list[tuple[int, int]], contributions: np.ndarray
     ) -> dict[str, list[Evidence]]:
-        # spans in text order, contributions units × labels
+        """Per label, the strongest phrases.
+
+        ``spans`` are in text order, with one row of ``contributions`` (units × labels) each.
+        """
         per_label = contributions.T.tolist() if spans else [[]] * len(self.labels)
         result: dict[str, list[Evidence]] = {}
         text = analysis.text

@@ -22,7 +22,8 @@ class TrainConfig:
     cv_folds: int = 5
     seed: int = 13
     # F-beta per label for threshold tuning on out-of-fold scores; beta > 1 favours recall.
-    # Labels in ``fixed_thresholds`` are not tuned (by default none is), so then it is unused.
+    # Only for labels left out of ``fixed_thresholds``: by default none is, so this is unused
+    # until a label is removed there.
     threshold_beta: dict[str, float] = field(
         default_factory=lambda: {"msp_configurable": 1.0, "security": 2.0, "broad_value": 1.0}
     )
