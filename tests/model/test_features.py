@@ -1,4 +1,4 @@
-"""The fast transform must equal scikit-learn's TF-IDF on the same feature lists."""
+"""The fast feature paths must equal the plain formulas: TF-IDF, cosine, exact evidence."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ import scipy.sparse as sp
 
 import model.estimator
 from model.estimator import TriageEstimator
-from model.text import analyze
+from model.text import Analysis, analyze
 from tests.conftest import SAMPLES
 from training.data import load_samples
+
+EDGE_TEXTS = ("", "xq zv", "Bitte 2FA für das Admin-Portal")  # empty, unknown words, short
+
+
+def _analyses(n: int) -> list[Analysis]:
+    """The first ``n`` eval requests, then ``EDGE_TEXTS`` (the empty text at index ``n``)."""
+    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:n]]
+    return [analyze(t) for t in [*texts, *EDGE_TEXTS]]
 
 
 @pytest.mark.parametrize("slice_rows", [2048, 7], ids=["one slice", "slices of 7 rows"])
@@ -19,8 +27,7 @@ def test_transform_equals_scikit_learn(
 ) -> None:
     monkeypatch.setattr(model.estimator, "_TRANSFORM_ROWS", slice_rows)
     features = small_estimator.features
-    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:60]]
-    analyses = [analyze(t) for t in [*texts, "", "Bitte 2FA für das Admin-Portal"]]
+    analyses = _analyses(60)
     blocks = [
         features.word.transform([a.word_features for a in analyses]) * features.weights[0],
         features.char.transform([a.char_features for a in analyses]) * features.weights[1],
@@ -43,8 +50,7 @@ def test_compare_equals_plain_cosine(
 ) -> None:
     """One product serves topic similarity and neighbours: both must equal the plain formulas."""
     monkeypatch.setattr(model.estimator, "_CHUNK", chunk)
-    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:20]]
-    analyses = [analyze(t) for t in [*texts, "", "xq zv", "Bitte 2FA für das Admin-Portal"]]
+    analyses = _analyses(20)
     matrix = small_estimator.transform(analyses)
     index = small_estimator.index
     comparison = small_estimator.compare(matrix, 4)
@@ -56,7 +62,7 @@ def test_compare_equals_plain_cosine(
     topical = small_estimator.topic_vectors(matrix) @ small_estimator.topic_vectors(index.matrix).T
     topic = topical.toarray().max(axis=1)
     assert np.allclose(comparison.topic, topic, atol=1e-12)
-    assert comparison.topic[len(texts)] == 0.0  # an empty text is like nothing
+    assert comparison.topic[20] == 0.0  # an empty text is like nothing
     assert np.array_equal(small_estimator.compare(matrix, 0).topic, comparison.topic)
 
 
@@ -66,8 +72,7 @@ def test_contributions_add_up_to_the_score_and_do_not_depend_on_the_batch(
 ) -> None:
     """Evidence is exact: a text's contributions sum to Platt's a times w · x, per label."""
     monkeypatch.setattr(model.estimator, "_EVIDENCE_ROWS", block)
-    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:30]]
-    analyses = [analyze(t) for t in [*texts, "", "xq zv", "Bitte 2FA für das Admin-Portal"]]
+    analyses = _analyses(30)
     matrix = small_estimator.transform(analyses)
     coef, _, platt_a, _ = small_estimator._linear
     expected = platt_a * np.asarray(matrix @ coef)
@@ -79,4 +84,4 @@ def test_contributions_add_up_to_the_score_and_do_not_depend_on_the_batch(
         alone_spans, alone = small_estimator.contributions([analyses[i]], matrix[i])[0]
         assert alone_spans == spans
         assert np.allclose(alone, contributions, atol=1e-15)
-    assert together[len(texts)][1].shape[0] == 0  # the empty text has no units
+    assert together[30][1].shape[0] == 0  # the empty text has no units
