@@ -230,6 +230,10 @@ def fit_estimator(
     progress("final fit", 1, 1)
 
     progress("similarity index", 0, 1)
+    # Translations train the scorers but are no past requests of their own: the index (similar
+    # requests, novelty) holds the originals only, so a reviewer never sees one request twice.
+    indexed = [i for i, s in enumerate(samples) if "source_id" not in s.extra]
+    X_indexed = X if len(indexed) == len(samples) else X[indexed]
     estimator = TriageEstimator(
         features=features,
         scorers=scorers,
@@ -237,15 +241,15 @@ def fit_estimator(
         config=config.to_dict(),
         max_chars=config.max_chars,
         index=TrainingIndex(
-            matrix=X,
-            ids=[s.id for s in samples],
-            snippets=[s.text[:SNIPPET_CHARS] for s in samples],
-            labels=[s.labels for s in samples],
-            langs=[s.lang for s in samples],
+            matrix=X_indexed,
+            ids=[samples[i].id for i in indexed],
+            snippets=[samples[i].text[:SNIPPET_CHARS] for i in indexed],
+            labels=[samples[i].labels for i in indexed],
+            langs=[samples[i].lang for i in indexed],
             novelty_threshold=0.0,
         ),
     )
-    topic = estimator.topic_vectors(X)
+    topic = estimator.topic_vectors(X_indexed)
     estimator.index.novelty_threshold = novelty_threshold(topic, config.novelty_quantile)
     progress("similarity index", 1, 1)
     return estimator, FitReport(oof_probabilities, thresholds, platt)

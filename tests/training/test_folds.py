@@ -1,12 +1,14 @@
-"""Cross-validation folds keep a request and its translations together."""
+"""Translations: cross-validation keeps them with their original; the index leaves them out."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import KFold, RepeatedKFold
 
-from training.data import Sample
-from training.pipeline import group_of, grouped_folds
+from tests.conftest import SAMPLES
+from training.config import load_config
+from training.data import Sample, load_samples
+from training.pipeline import fit_estimator, group_of, grouped_folds
 
 
 def test_folds_of_single_samples_are_those_of_a_shuffled_kfold() -> None:
@@ -40,3 +42,19 @@ def test_a_translation_is_grouped_with_its_original() -> None:
     original = Sample("tr0001", "Bitte 2FA", ("security",), "de")
     translation = Sample("tr0002", "2FA please", ("security",), "en", {"source_id": "tr0001"})
     assert group_of(original) == group_of(translation) == "tr0001"
+
+
+def test_translations_train_the_scorers_but_are_not_similar_requests() -> None:
+    """The similarity index holds originals only: a reviewer never sees one request twice."""
+    samples = load_samples(SAMPLES / "eval.jsonl").samples[:80]
+    translations = [
+        Sample(f"tx{i}", f"{s.text} (translated)", s.labels, "en", {"source_id": s.id})
+        for i, s in enumerate(samples[:10])
+    ]
+    estimator, _ = fit_estimator([*samples, *translations], load_config(n_jobs=1))
+    assert estimator.index.ids == [s.id for s in samples]
+    assert estimator.index.matrix.shape[0] == len(samples)
+    plain, _ = fit_estimator(samples, load_config(n_jobs=1))
+    assert not np.array_equal(  # the translations did reach the scorers
+        estimator.scorers["security"].coef, plain.scorers["security"].coef
+    )
