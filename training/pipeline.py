@@ -124,7 +124,7 @@ def out_of_fold_scores(
     Y: np.ndarray,
     config: TrainConfig,
     progress: Progress,
-    groups: Sequence[str] | None = None,
+    groups: Sequence[str],
 ) -> np.ndarray:
     """Raw linear scores of each sample from a model that did not see it (samples × labels).
 
@@ -133,7 +133,6 @@ def out_of_fold_scores(
     (forked: the analysed texts are shared, not copied).
     """
     global _FOLD_STATE
-    groups = groups if groups is not None else [str(i) for i in range(len(analyses))]
     n_splits = min(config.cv_folds, len(set(groups)))
     folds = grouped_folds(groups, n_splits, config.seed)
     jobs = min(config.n_jobs if config.n_jobs > 0 else os.cpu_count() or 1, n_splits)
@@ -204,7 +203,8 @@ def fit_estimator(
         analyses.append(analyze(sample.text, config.max_chars))
     progress("analysing texts", len(samples), len(samples))
     Y = label_matrix(samples)
-    oof = out_of_fold_scores(analyses, Y, config, progress, [group_of(s) for s in samples])
+    groups = [group_of(s) for s in samples]
+    oof = out_of_fold_scores(analyses, Y, config, progress, groups)
 
     progress("calibration and thresholds", 0, 1)
     platt, thresholds = {}, {}
@@ -231,8 +231,9 @@ def fit_estimator(
 
     progress("similarity index", 0, 1)
     # Translations train the scorers but are no past requests of their own: the index (similar
-    # requests, novelty) holds the originals only, so a reviewer never sees one request twice.
-    indexed = [i for i, s in enumerate(samples) if "source_id" not in s.extra]
+    # requests, novelty) holds the originals only (each its own group, by `group_of`), so a
+    # reviewer never sees one request twice.
+    indexed = [i for i, (s, group) in enumerate(zip(samples, groups, strict=True)) if group == s.id]
     X_indexed = X if len(indexed) == len(samples) else X[indexed]
     estimator = TriageEstimator(
         features=features,
