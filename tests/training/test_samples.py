@@ -16,6 +16,7 @@ MINIMUMS = {
     "challenge.jsonl": {"n": 160, "lang": 80, "label": 28, "none": 30, "multi": 36},
     "challenge_public.jsonl": {"n": 120, "lang": 60, "label": 36, "none": 30, "multi": 25},
     "challenge_public2.jsonl": {"n": 120, "lang": 60, "label": 39, "none": 28, "multi": 27},
+    "challenge_public3.jsonl": {"n": 120, "lang": 60, "label": 39, "none": 28, "multi": 29},
 }
 
 
@@ -44,6 +45,10 @@ def test_sample_records_keep_their_extra_fields() -> None:
         ("challenge.jsonl", ["train.jsonl", "eval.jsonl"]),
         ("challenge_public.jsonl", ["train.jsonl", "eval.jsonl", "challenge.jsonl"]),
         ("challenge_public2.jsonl", ["train.jsonl", "eval.jsonl", "challenge_public.jsonl"]),
+        (
+            "challenge_public3.jsonl",
+            ["train.jsonl", "eval.jsonl", "challenge_public.jsonl", "challenge_public2.jsonl"],
+        ),
     ],
 )
 def test_no_held_out_text_is_a_near_duplicate_of_a_seen_one(held_out: str, seen: list[str]) -> None:
