@@ -26,6 +26,11 @@ labelled again blind (116 of 120 alike), scored only, its mistakes never looked 
 figure here. "public3" is a third set of 120 in new styles (Server Fault questions, idea
 portals with votes, G2-style reviews, Mastodon and LinkedIn posts, forwarded helpdesk threads),
 by a writer who saw none of the project's data, labelled again blind and scored only.
+"stories" is ``data/samples/challenge_stories.jsonl``: 60 requests told as stories of
+something that happened ("yesterday a caller got stuck in the menu"), four in five of them no
+security risk, by a writer who saw none of the data. The model on 3,335 requests gave 14 of
+its 48 requests without a risk ``security``; train now holds 240 such stories by other
+writers (same brief), so this set tells whether they taught the model the difference.
 "x-lang same" is the share of the 160 pairs in ``data/samples/challenge_translated.jsonl``
 (each challenge request and its translation into the other language) that get the same
 labels: a model that learnt meaning rather than words of one language labels both alike.
@@ -85,9 +90,11 @@ DEFAULT_TRANSLATIONS = DEFAULT_TRAIN.with_name("challenge_translated.jsonl")
 DEFAULT_PUBLIC = DEFAULT_TRAIN.with_name("challenge_public.jsonl")
 DEFAULT_PUBLIC2 = DEFAULT_TRAIN.with_name("challenge_public2.jsonl")
 DEFAULT_PUBLIC3 = DEFAULT_TRAIN.with_name("challenge_public3.jsonl")
-# Held-out sets of text the team did not write, reported besides eval: the challenge file
-# and three sets of requests in the styles of public trackers, forums and helpdesks.
-UNSEEN_SETS = ("unseen", "public", "public2", "public3")
+DEFAULT_STORIES = DEFAULT_TRAIN.with_name("challenge_stories.jsonl")
+# Held-out sets of text the team did not write, reported besides eval: the challenge file,
+# three sets of requests in the styles of public trackers, forums and helpdesks, and
+# requests told as stories of something that happened.
+UNSEEN_SETS = ("unseen", "public", "public2", "public3", "stories")
 
 logger = logging.getLogger(__name__)
 
@@ -525,6 +532,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ("--public", DEFAULT_PUBLIC, "requests in the styles of public trackers and forums"),
         ("--public2", DEFAULT_PUBLIC2, "a second such set, by another writer"),
         ("--public3", DEFAULT_PUBLIC3, "a third such set, by another writer"),
+        ("--stories", DEFAULT_STORIES, "requests told as stories, most of them no risk"),
     )
     for flag, default, what in optional_files:
         parser.add_argument(
@@ -583,7 +591,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run the split comparison and (unless ``--no-cv``) the cross-validation."""
     started = time.perf_counter()
     git_sha, dirty = git_revision()
-    optional = (args.unseen, args.translations, args.public, args.public2, args.public3)
+    optional = (
+        args.unseen,
+        args.translations,
+        args.public,
+        args.public2,
+        args.public3,
+        args.stories,
+    )
     data_paths = [args.train, args.eval, *(p for p in optional if p)]
     fingerprint = code_fingerprint(data_paths)
     train = load_samples(args.train).samples
@@ -653,6 +668,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "public": str(args.public) if args.public else None,
             "public2": str(args.public2) if args.public2 else None,
             "public3": str(args.public3) if args.public3 else None,
+            "stories": str(args.stories) if args.stories else None,
             "seed": args.seed,
             "folds": args.folds,
             "repeats": args.repeats,
