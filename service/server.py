@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 from pathlib import Path
+from typing import Any
+
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from service.logs import configure_logging, uvicorn_log_config
 from service.security import resolve_api_keys
@@ -41,15 +46,102 @@ def serve(host: str, port: int, workers: int, model_dir: Path | None) -> None:
         workers,
         settings.model_dir,
     )
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=uvicorn_log_config(settings.log_level),
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": uvicorn_log_config(settings.log_level),
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1 and port != 0 and hasattr(socket, "SO_REUSEPORT"):
+        config = uvicorn.Config("service.app:create_app", **options)
+        try:
+            sockets = listening_sockets(host, port, workers)
+        except OSError as exc:
+            logger.error("cannot listen on %s:%d: %s", host, port, exc)
+            raise SystemExit(1) from exc
+        SocketPerWorker(config, sockets).run()
+    else:
+        uvicorn.run("service.app:create_app", **options)
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on one address, each with its own accept queue.
+
+    uvicorn's workers otherwise share one socket, and whichever wakes first accepts a whole
+    burst of new connections: with keep-alive clients one worker can end up serving most of
+    them while the other idles (in one ``benchmarks/load.py`` run in three, 0.9 of the 2
+    cores busy and half the requests per second). With ``SO_REUSEPORT`` the kernel spreads
+    new connections over the sockets by their address hash. A first plain bind fails if
+    anything listens there already, so a second service cannot quietly share the port.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    logger.info("%d workers, one listening socket each (SO_REUSEPORT)", count)
+    return sockets
+
+
+class SocketPerWorker(Multiprocess):
+    """uvicorn's worker supervisor (signals, health checks, restarts), but worker ``i``
+    always serves ``sockets[i]`` alone, also after a restart."""
+
+    def _process(self, idx: int) -> Process:
+        return Process(self.config, [self.sockets[idx]])
+
+    def init_processes(self) -> None:
+        for idx in range(len(self.sockets)):
+            process = self._process(idx)
+            process.start()
+            self.processes.append(process)
+
+    def keep_subprocess_alive(self) -> None:
+        for idx, process in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung or dead
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:  # would fail the same way again
+                logger.error("worker [%s] failed to start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            logger.info("worker [%s] died; starting another on its socket", process.pid)
+            self.processes[idx] = self._process(idx)
+            self.processes[idx].start()
+
+    def restart_all(self) -> None:
+        """SIGHUP: replace each worker by a new one on the same socket, new one first."""
+        for idx, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._process(idx)
+            new.start()
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                logger.error("new worker [%s] not ready in time; keeping [%s]", new.pid, old.pid)
+                return
+            old.terminate()
+            old.join()
+            self.processes[idx] = new

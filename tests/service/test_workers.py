@@ -1,0 +1,91 @@
+"""Several workers: one listening socket each, and a worker that dies is replaced on its socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from service_testing import Server, free_port
+
+from service.server import listening_sockets
+
+
+def test_each_worker_gets_its_own_socket_on_the_same_port() -> None:
+    port = free_port()
+    sockets = listening_sockets("127.0.0.1", port, 3)
+    try:
+        assert len({s.fileno() for s in sockets}) == 3
+        assert {s.getsockname() for s in sockets} == {("127.0.0.1", port)}
+        for sock in sockets:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        # A second service on the same port is refused, although it would be allowed to
+        # join the first one's SO_REUSEPORT group and quietly take half its connections.
+        with pytest.raises(OSError):
+            listening_sockets("127.0.0.1", port, 2)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_a_port_taken_by_another_program_is_refused() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with pytest.raises(OSError):
+            listening_sockets("127.0.0.1", other.getsockname()[1], 2)
+
+
+def _workers(supervisor_pid: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    workers = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == supervisor_pid and b"spawn_main" in cmdline:
+            workers.append(int(proc.name))
+    return workers
+
+
+def _answered(url: str) -> bool:
+    """One request on a new connection (a new source port, so either socket may get it)."""
+    try:
+        with httpx.Client(timeout=5) as client:
+            return client.get(url + "/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_a_killed_worker_is_replaced_and_its_socket_served_again(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server(workers=2)
+    assert server.process is not None
+    workers = _workers(server.process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = _workers(server.process.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"no replacement worker: {_workers(server.process.pid)}")
+    # Connections are spread over both sockets by their address hash: 40 new connections
+    # all answered means the dead worker's socket is served by its replacement.
+    deadline = time.monotonic() + 60
+    while not _answered(server.url) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the replacement loads the model before it accepts
+    assert all(_answered(server.url) for _ in range(40))
