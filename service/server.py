@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
@@ -25,10 +26,9 @@ def serve(host: str, port: int, workers: int, model_dir: Path | None) -> None:
     Settings come from ``TRIAGE_*`` variables; ``model_dir`` (if given) overrides
     ``TRIAGE_MODEL_DIR``. The API key file is created here, before the workers start, so that
     its path is logged once. With several workers, Prometheus metrics are collected across
-    processes in ``PROMETHEUS_MULTIPROC_DIR`` (default ``var/prometheus``, emptied at start).
+    processes in ``PROMETHEUS_MULTIPROC_DIR`` (default ``var/prometheus``, emptied at start),
+    and (where the platform has ``SO_REUSEPORT``) each worker has a listening socket of its own.
     """
-    import uvicorn
-
     if model_dir is not None:
         os.environ["TRIAGE_MODEL_DIR"] = str(model_dir)
     settings = Settings.from_env()
@@ -74,8 +74,8 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
 
     uvicorn's workers otherwise share one socket, and whichever wakes first accepts a whole
     burst of new connections: with keep-alive clients one worker can end up serving most of
-    them while the other idles (in one ``benchmarks/load.py`` run in three, 0.9 of the 2
-    cores busy and half the requests per second). With ``SO_REUSEPORT`` the kernel spreads
+    them while the other idles (in 2 of 15 ``benchmarks/load.py`` runs, 0.9 of the 2 cores
+    busy and half the requests per second). With ``SO_REUSEPORT`` the kernel spreads
     new connections over the sockets by their address hash. A first plain bind fails if
     anything listens there already, so a second service cannot quietly share the port.
     """
