@@ -85,16 +85,19 @@ from training.evaluate import decisions, metrics_from  # noqa: E402
 from training.pipeline import fit_estimator, group_of, grouped_folds, label_matrix  # noqa: E402
 from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision  # noqa: E402
 
-DEFAULT_UNSEEN = DEFAULT_TRAIN.with_name("challenge.jsonl")
-DEFAULT_TRANSLATIONS = DEFAULT_TRAIN.with_name("challenge_translated.jsonl")
-DEFAULT_PUBLIC = DEFAULT_TRAIN.with_name("challenge_public.jsonl")
-DEFAULT_PUBLIC2 = DEFAULT_TRAIN.with_name("challenge_public2.jsonl")
-DEFAULT_PUBLIC3 = DEFAULT_TRAIN.with_name("challenge_public3.jsonl")
-DEFAULT_STORIES = DEFAULT_TRAIN.with_name("challenge_stories.jsonl")
 # Held-out sets of text the team did not write, reported besides eval: the challenge file,
 # three sets of requests in the styles of public trackers, forums and helpdesks, and
 # requests told as stories of something that happened.
 UNSEEN_SETS = ("unseen", "public", "public2", "public3", "stories")
+# Every optional data file: its option (``--name``), its default file and what it holds.
+OPTIONAL_FILES = {
+    "unseen": ("challenge.jsonl", "requests in unseen writing styles, judged besides eval"),
+    "translations": ("challenge_translated.jsonl", "translations of the unseen requests"),
+    "public": ("challenge_public.jsonl", "requests in the styles of public trackers and forums"),
+    "public2": ("challenge_public2.jsonl", "a second such set, by another writer"),
+    "public3": ("challenge_public3.jsonl", "a third such set, by another writer"),
+    "stories": ("challenge_stories.jsonl", "requests told as stories, most of them no risk"),
+}
 
 logger = logging.getLogger(__name__)
 
@@ -526,19 +529,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=DEFAULT_TRAIN, help="training JSONL")
     parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL, help="evaluation JSONL")
-    optional_files = (
-        ("--unseen", DEFAULT_UNSEEN, "requests in unseen writing styles, judged besides eval"),
-        ("--translations", DEFAULT_TRANSLATIONS, "translations of the unseen requests"),
-        ("--public", DEFAULT_PUBLIC, "requests in the styles of public trackers and forums"),
-        ("--public2", DEFAULT_PUBLIC2, "a second such set, by another writer"),
-        ("--public3", DEFAULT_PUBLIC3, "a third such set, by another writer"),
-        ("--stories", DEFAULT_STORIES, "requests told as stories, most of them no risk"),
-    )
-    for flag, default, what in optional_files:
+    for name, (filename, what) in OPTIONAL_FILES.items():
         parser.add_argument(
-            flag,
+            f"--{name}",
             type=lambda value: Path(value) if value else None,
-            default=default,
+            default=DEFAULT_TRAIN.with_name(filename),
             help=f"{what} ('' to skip)",
         )
     parser.add_argument(
@@ -591,15 +586,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run the split comparison and (unless ``--no-cv``) the cross-validation."""
     started = time.perf_counter()
     git_sha, dirty = git_revision()
-    optional = (
-        args.unseen,
-        args.translations,
-        args.public,
-        args.public2,
-        args.public3,
-        args.stories,
-    )
-    data_paths = [args.train, args.eval, *(p for p in optional if p)]
+    optional = {name: getattr(args, name) for name in OPTIONAL_FILES}
+    data_paths = [args.train, args.eval, *(p for p in optional.values() if p)]
     fingerprint = code_fingerprint(data_paths)
     train = load_samples(args.train).samples
     held_out = load_samples(args.eval).samples
@@ -663,12 +651,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "train": str(args.train),
             "eval": str(args.eval),
-            "unseen": str(args.unseen) if args.unseen else None,
-            "translations": str(args.translations) if args.translations else None,
-            "public": str(args.public) if args.public else None,
-            "public2": str(args.public2) if args.public2 else None,
-            "public3": str(args.public3) if args.public3 else None,
-            "stories": str(args.stories) if args.stories else None,
+            **{name: str(path) if path else None for name, path in optional.items()},
             "seed": args.seed,
             "folds": args.folds,
             "repeats": args.repeats,
