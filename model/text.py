@@ -242,33 +242,11 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     framing = boilerplate_spans(body, _stop_union())
     # The request's language, not its frame's: a German wish in an English issue template.
     lang = detect_lang(_outside(body, framing) if framing else body)
-    tokenizer_lang = "de" if lang == "de" else "en"
-    nlp = _nlp(tokenizer_lang)
-    doc = nlp.make_doc(body)
     denied = _disclaimers(body)
-    analysis = Analysis(
-        text=text, lang=lang, denials=denied, boilerplate=framing, truncated=truncated
-    )
-    skipped = denied + framing
-
-    def in_skipped(start: int) -> bool:
-        return any(s <= start < e for s, e in skipped)
-
-    # Offsets and lengths as one small-int array, and each token's text sliced from the body,
-    # are several times faster than spaCy Token objects or 64-bit string hashes.
-    tokens = analysis.tokens
-    known = _WORDS
-    for start, length in doc.to_array(_TOKEN_ATTRS).tolist():
-        end = start + length
-        raw = body[start:end]
-        lower = known.get(raw, _UNSEEN)
-        if lower is _UNSEEN:
-            lower = _remember(raw)
-        if lower is None or (skipped and in_skipped(start)):
-            continue
-        tokens.append(Token(lower, start, end))
-    _forget_words_if_large(nlp)
-    return analysis
+    tokens = _words(body, "de" if lang == "de" else "en")
+    if skipped := denied + framing:
+        tokens = [t for t in tokens if not any(s <= t.start < e for s, e in skipped)]
+    return Analysis(text, lang, tokens, denied, framing, truncated)
 
 
 def _outside(text: str, spans: list[tuple[int, int]]) -> str:
@@ -281,19 +259,59 @@ def _outside(text: str, spans: list[tuple[int, int]]) -> str:
     return "\n".join(parts)
 
 
+# spaCy's tokenizer splits each whitespace-separated chunk on its own (its special cases hold
+# no whitespace), so each chunk's words are worked out once and remembered. spaCy's own cache
+# does not do this well enough: it keeps only the first 10,000 chunks it meets, and caches
+# nothing after an exception such as "z.B." or "don't" in the same text.
+_CHUNK_RE = re.compile(r"\S+")  # \s is str.isspace(), the tokenizer's own test
+_MAX_CHUNKS = 300_000
+# Per tokenizer language: chunk -> its words as (form, start, end) relative to the chunk, only
+# the kept ones (stop words, symbols and emoji are left out). Bounded like spaCy's vocabulary.
+_CHUNK_WORDS: dict[str, dict[str, tuple[tuple[str, int, int], ...]]] = {"de": {}, "en": {}}
+
+
+def _words(body: str, lang: str) -> list[Token]:
+    """The kept words of ``body`` with their offsets, as spaCy's ``lang`` tokenizer splits it."""
+    chunks = [(match.start(), match.group()) for match in _CHUNK_RE.finditer(body)]
+    memo = _CHUNK_WORDS[lang]
+    unseen = [chunk for _, chunk in chunks if chunk not in memo]
+    if unseen:
+        if len(memo) + len(unseen) > _MAX_CHUNKS:
+            memo = _CHUNK_WORDS[lang] = {}
+            unseen = [chunk for _, chunk in chunks]
+        _learn_chunks(_nlp(lang), list(dict.fromkeys(unseen)), memo)
+    return [
+        Token(form, at + start, at + end)
+        for at, chunk in chunks
+        for form, start, end in memo[chunk]
+    ]
+
+
+def _learn_chunks(
+    nlp: spacy.language.Language,
+    chunks: list[str],
+    memo: dict[str, tuple[tuple[str, int, int], ...]],
+) -> None:
+    """Tokenise new chunks in one call (joined by single spaces, which split nothing else)."""
+    joined = " ".join(chunks)
+    spans = nlp.make_doc(joined).to_array(_TOKEN_ATTRS).tolist()
+    at, position = 0, 0
+    for chunk in chunks:
+        end_of_chunk = at + len(chunk)
+        words = []
+        while position < len(spans) and spans[position][0] < end_of_chunk:
+            start, length = spans[position]
+            form = _word_form(joined[start : start + length])
+            if form is not None:
+                words.append((form, start - at, start - at + length))
+            position += 1
+        memo[chunk] = tuple(words)
+        at = end_of_chunk + 1
+    _forget_words_if_large(nlp)
+
+
 _TOKEN_ATTRS = [IDX, LENGTH]
 _MAX_VOCAB = 300_000
-# What each token text as written (case kept) stands for; bounded like spaCy's vocabulary.
-_WORDS: dict[str, str | None] = {}
-_UNSEEN = object()  # not in _WORDS yet (None there means: a token left out)
-
-
-def _remember(raw: str) -> str | None:
-    form = _word_form(raw)
-    if len(_WORDS) >= _MAX_VOCAB:
-        _WORDS.clear()
-    _WORDS[raw] = form
-    return form
 
 
 def _forget_words_if_large(nlp: spacy.language.Language) -> None:

@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import model.estimator
+import model.text
 from model.estimator import TriageEstimator
 from model.text import Analysis, analyze
 from tests.conftest import SAMPLES
@@ -85,3 +86,36 @@ def test_contributions_add_up_to_the_score_and_do_not_depend_on_the_batch(
         assert alone_spans == spans
         assert np.allclose(alone, contributions, atol=1e-15)
     assert together[30][1].shape[0] == 0  # the empty text has no units
+
+
+# Exceptions, contractions, URLs, units, emoji, odd whitespace, a long chunk: spaCy's tokenizer
+# treats each differently, and the remembered chunks must split them exactly the same way.
+TOKENIZER_TEXTS = (
+    "z.B. ca. 5km (bzw. 10km)… don't can't I'm it's St. Martin, Tel.: +49 (0)89/123-456",
+    "a\u00a0b\u200bc\u2028d e\u3000f  g\n\nh\tI\r\nj",
+    "😀😀 ok:) <3 =) „Anführungszeichen“ «Guillemets» ....... !!!??? ---",
+    "http://example.com/a?b=c, www.foo.de. U.S.A. e.g. i.e. etc. 10°C. 5€ 12%",
+    "x" * 3000,
+)
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_remembered_chunks_split_as_spacy_splits_the_whole_text(
+    lang: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples[:80]]
+    texts += TOKENIZER_TEXTS
+    # A tiny memo, so it is also started afresh while the texts are split.
+    monkeypatch.setattr(model.text, "_CHUNK_WORDS", {"de": {}, "en": {}})
+    monkeypatch.setattr(model.text, "_MAX_CHUNKS", 40)
+    nlp = model.text._nlp(lang)
+    largest = 0
+    for text in texts * 2:  # the second round reads remembered chunks only
+        reference = []
+        for token in nlp.make_doc(text):
+            form = model.text._word_form(token.text)
+            if form is not None:
+                reference.append((form, token.idx, token.idx + len(token.text)))
+        assert model.text._words(text, lang) == reference, text[:80]
+        largest = max(largest, len(text.split()))
+        assert len(model.text._CHUNK_WORDS[lang]) <= max(40, largest)
