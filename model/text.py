@@ -264,9 +264,11 @@ def _outside(text: str, spans: list[tuple[int, int]]) -> str:
 # does not do this well enough: it keeps only the first 10,000 chunks it meets, and caches
 # nothing after an exception such as "z.B." or "don't" in the same text.
 _CHUNK_RE = re.compile(r"\S+")  # \s is str.isspace(), the tokenizer's own test
-_MAX_CHUNKS = 300_000
+# About 260 bytes a chunk (the sample texts hold 47,000 distinct ones): at most about 26 MB per
+# language before the memo starts afresh.
+_MAX_CHUNKS = 100_000
 # Per tokenizer language: chunk -> its words as (form, start, end) relative to the chunk, only
-# the kept ones (stop words, symbols and emoji are left out). Bounded like spaCy's vocabulary.
+# the kept ones (stop words, symbols and emoji are left out).
 _CHUNK_WORDS: dict[str, dict[str, tuple[tuple[str, int, int], ...]]] = {"de": {}, "en": {}}
 
 
