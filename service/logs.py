@@ -55,11 +55,21 @@ def _record_with_request_id(*args: object, **kwargs: object) -> logging.LogRecor
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as JSON; uvicorn's own loggers included."""
+    """Send every log record to stderr as JSON; uvicorn's own loggers included.
+
+    Handlers already writing to the standard streams are replaced, so that each record is one
+    JSON line and nothing else: ``triage``'s command line installs a plain one with
+    ``logging.basicConfig`` before it starts the service. Other handlers (files, pytest's
+    capture) stay.
+    """
     logging.setLogRecordFactory(_record_with_request_id)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if isinstance(handler, _TriageHandler):
+        to_console = isinstance(handler, logging.StreamHandler) and handler.stream in (
+            sys.stderr,
+            sys.stdout,
+        )
+        if to_console or isinstance(handler, _TriageHandler):
             root.removeHandler(handler)
     handler = _TriageHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

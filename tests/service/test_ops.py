@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from postgres_testing import on_both_backends
-from service_testing import AUTH
+from service_testing import AUTH, REPO_ROOT
 from test_inbox import SECURITY, intake
 
 from service.logs import JsonFormatter
@@ -263,3 +265,18 @@ def test_requests_from_schema_1_get_their_blind_review_chosen_once(database_url:
     new_id, blind = store.add_request(_record(99), [], "v", blind_share=1.0)
     assert blind and store.get_request(new_id)["blind_review"] is True
     store.close()
+
+
+def test_each_log_record_is_one_json_line_after_the_command_lines_plain_setup() -> None:
+    """``triage serve`` calls ``logging.basicConfig`` before the service configures logging."""
+    code = (
+        "import logging; from service.logs import configure_logging; "
+        "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s'); "
+        "configure_logging('INFO'); logging.getLogger('service.access').info('GET /healthz 200')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert json.loads(lines[0])["msg"] == "GET /healthz 200"
