@@ -105,9 +105,13 @@ def _in_child(fn: Callable[[], dict], queue: multiprocessing.Queue) -> None:
     queue.put(result)
 
 
-def isolated(fn: Callable[[], dict]) -> dict:
-    """Run ``fn`` in a fresh process and add that process's peak memory to its result."""
-    ctx = multiprocessing.get_context("fork")
+def isolated(fn: Callable[[], dict], fresh: bool = False) -> dict:
+    """Run ``fn`` in a fresh process and add that process's peak memory to its result.
+
+    The process is forked, so it starts with what this one has in memory, caches included;
+    with ``fresh`` it is a new interpreter instead (``fn`` must then be picklable).
+    """
+    ctx = multiprocessing.get_context("spawn" if fresh else "fork")
     queue = ctx.Queue()
     process = ctx.Process(target=_in_child, args=(fn, queue))
     process.start()
