@@ -36,6 +36,11 @@ TRAIN = REPO / "data" / "samples" / "train.jsonl"
 EVAL = REPO / "data" / "samples" / "eval.jsonl"
 
 
+def sample_texts() -> list[str]:
+    """Every eval and train request's text: what the prediction rows are timed on."""
+    return [s.text for s in load_samples(EVAL).samples + load_samples(TRAIN).samples]
+
+
 def rate(fn: Callable[[], object], n: int, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -47,7 +52,7 @@ def rate(fn: Callable[[], object], n: int, repeats: int) -> float:
 
 def prediction_figures(model_dir: Path, repeats: int) -> list[tuple[str, float]]:
     model = Registry(model_dir).load()
-    texts = [s.text for s in load_samples(EVAL).samples + load_samples(TRAIN).samples]
+    texts = sample_texts()
     batch = texts * 2
     ids = list(range(len(batch)))
     model.suggest_many(texts[:100])  # warm caches
@@ -100,7 +105,7 @@ def first_sight_figures(model_dir: Path) -> dict:
     here each text is read once, by a new interpreter, as a batch job reads a new file.
     """
     model = Registry(model_dir).load()
-    texts = [s.text for s in load_samples(EVAL).samples + load_samples(TRAIN).samples]
+    texts = sample_texts()
     cores = os.cpu_count() or 1
     started = time.perf_counter()
     model.json_lines(texts, list(range(len(texts))), explain=False, n_jobs=cores)
