@@ -9,6 +9,7 @@ from model.suggestion import (
     LabelScore,
     SimilarRequest,
     Suggestion,
+    reviewed_sample_id,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "Suggestion",
     "TriageModel",
     "load_model",
+    "reviewed_sample_id",
 ]

@@ -114,3 +114,8 @@ class Suggestion:
             "model_version": self.model_version,
             "thresholds": self.thresholds,
         }
+
+
+def reviewed_sample_id(request_id: int | str) -> str:
+    """The id under which a reviewed inbox request is trained on, and so shown as similar."""
+    return f"review-{request_id}"

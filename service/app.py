@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from model import Registry
 from service.demand import DemandIndex
 from service.deps import AppState
+from service.erasure import Erasures
 from service.errors import PROBLEM_MEDIA_TYPE, install_error_handlers, problem_body
 from service.fastpath import SuggestFastPath
 from service.logs import configure_logging, request_id_var
@@ -166,12 +167,17 @@ def _build_state(settings: Settings) -> AppState:
     holder.result_hook = lambda result: metrics.reloads.labels(result).inc()
     if not holder.reload(force=True):
         logger.error("starting without a model: %s", holder.state.last_reload_error)
+    erasures = Erasures(store)
+    erasures.refresh()
     return AppState(
         settings=settings,
         store=store,
         holder=holder,
         batcher=SuggestBatcher(holder),
-        demand=DemandIndex(store, settings.demand_similarity, settings.demand_min_partners),
+        demand=DemandIndex(
+            store, erasures, settings.demand_similarity, settings.demand_min_partners
+        ),
+        erasures=erasures,
         metrics=metrics,
         api_keys=api_keys,
     )
@@ -187,9 +193,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = _build_state(settings)
         app.state.triage = state
         state.holder.start_watcher(settings.reload_interval)
+        state.erasures.start_watcher(settings.reload_interval)
         try:
             yield
         finally:
+            state.erasures.stop()
             state.holder.stop()
             state.batcher.close()
             state.store.close()
@@ -212,7 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["content-type", "x-api-key", "x-request-id", "idempotency-key"],
             expose_headers=["x-request-id", "x-total-count", "link", "location"],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from model import Suggestion
@@ -17,8 +18,13 @@ def _locate(start: int, end: int, title: str | None) -> tuple[str, int, int]:
     return "text", max(start - prefix, 0), max(end - prefix, 0)
 
 
-def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str, Any]:
-    """The API shape of one suggestion; evidence offsets point into ``title`` or ``text``."""
+def suggestion_out(
+    suggestion: Suggestion, title: str | None = None, hidden: Collection[str] = ()
+) -> dict[str, Any]:
+    """The API shape of one suggestion; evidence offsets point into ``title`` or ``text``.
+
+    Similar past requests whose ids are in ``hidden`` (erased from the inbox) are left out.
+    """
 
     def span(start: int, end: int, **fields: Any) -> dict[str, Any]:
         """``field``, then ``fields`` (evidence puts its ``text`` here), then the offsets."""
@@ -56,6 +62,7 @@ def suggestion_out(suggestion: Suggestion, title: str | None = None) -> dict[str
                 "similarity": s.similarity,
             }
             for s in suggestion.similar
+            if s.id not in hidden
         ],
         "max_similarity": suggestion.max_similarity,
         "thresholds": dict(suggestion.thresholds),

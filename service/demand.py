@@ -24,7 +24,8 @@ i.e. the demand is *broad*:
 
 The index lives in each worker's memory and catches up from the store (``id`` above the last
 seen) before every intake, so workers and instances sharing one database see each other's
-requests. Vectors of different model versions are not comparable: a model swap rebuilds it.
+requests; an erased request (``service.erasure``) is never a near-duplicate again.
+Vectors of different model versions are not comparable: a model swap rebuilds it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import scipy.sparse as sp
 
 from model import TriageModel
+from service.erasure import Erasures
 from service.store import Store
 
 logger = logging.getLogger(__name__)
@@ -63,8 +65,11 @@ class Neighbour:
 class DemandIndex:
     """Vectors of all stored requests for one model version, caught up from the store."""
 
-    def __init__(self, store: Store, threshold: float, min_partners: int) -> None:
+    def __init__(
+        self, store: Store, erasures: Erasures, threshold: float, min_partners: int
+    ) -> None:
         self.store = store
+        self.erasures = erasures
         self.threshold = threshold
         self.min_partners = min_partners
         self._lock = threading.Lock()
@@ -96,13 +101,19 @@ class DemandIndex:
 
     def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
         """Stored requests at or above the threshold, most similar first."""
+        self.erasures.refresh()
+        erased = self.erasures.ids
         with self._lock:
             self._catch_up(model)
             if self._matrix is None or not self._ids:
                 return []
             vector = model.vectors([text])
             sims = (self._matrix @ vector.T).toarray().ravel()
-            hits = [(i, float(s)) for i, s in enumerate(sims) if s >= self.threshold]
+            hits = [
+                (i, float(s))
+                for i, s in enumerate(sims)
+                if s >= self.threshold and self._ids[i] not in erased
+            ]
             hits.sort(key=lambda h: -h[1])
             return [
                 Neighbour(self._ids[i], round(s, 4), self._partners[i], self._customers[i])

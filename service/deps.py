@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader
 
 from model import TriageModel
 from service.demand import DemandIndex
+from service.erasure import Erasures
 from service.errors import Problem
 from service.metrics import Metrics
 from service.runtime import ModelHolder, SuggestBatcher
@@ -31,6 +32,7 @@ class AppState:
     holder: ModelHolder
     batcher: SuggestBatcher
     demand: DemandIndex
+    erasures: Erasures
     metrics: Metrics
     api_keys: tuple[str, ...]
 

@@ -25,7 +25,7 @@ from service.deps import (
     suggest_access,
 )
 from service.errors import PROBLEM_MEDIA_TYPE, Problem
-from service.store import NotFound, suggestion_hidden, to_iso
+from service.store import Erased, NotFound, suggestion_hidden, to_iso
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed JSON",
         401: "API key missing or not accepted",
         404: "No such feature request",
+        410: "The feature request was erased",
         413: "Text or batch too large",
         422: "Invalid field values or unknown label",
         503: "No model loaded",
@@ -87,7 +88,7 @@ async def suggestion_json(state: AppState, item: s.SuggestIn) -> bytes:
     serving_model(state)
     _, suggestion = await state.batcher.suggest(compose(item.title, item.text))
     state.metrics.count_suggestion(suggestion.labels, suggestion.outcome)
-    return to_json(suggestion_out(suggestion, item.title))
+    return to_json(suggestion_out(suggestion, item.title, state.erasures.hidden))
 
 
 @router.post(
@@ -115,10 +116,10 @@ async def suggest_batch(
         _check_text(state, item.text, f"items[{i}].text")
     texts = [compose(item.title, item.text) for item in batch.items]
     suggestions = await anyio.to_thread.run_sync(model.suggest_many, texts) if texts else []
-    out = []
+    out, hidden = [], state.erasures.hidden
     for item, suggestion in zip(batch.items, suggestions, strict=True):
         state.metrics.count_suggestion(suggestion.labels, suggestion.outcome)
-        out.append({"id": item.id, **suggestion_out(suggestion, item.title)})
+        out.append({"id": item.id, **suggestion_out(suggestion, item.title, hidden)})
     return out
 
 
@@ -181,7 +182,8 @@ def create_request(
     suggestion = model.suggest(text)
     neighbours = state.demand.neighbours(model, text)
     demand = state.demand.demand(neighbours, item.partner, item.customer)
-    out = apply_demand(suggestion_out(suggestion, item.title), demand)
+    hidden = state.erasures.hidden  # refreshed by ``neighbours`` just now
+    out = apply_demand(suggestion_out(suggestion, item.title, hidden), demand)
     received_at = to_iso(item.received_at or datetime.now(UTC))
     record = {
         "received_at": received_at,
@@ -285,7 +287,7 @@ def list_requests(
     "/v1/requests/{request_id}",
     response_model=s.RequestOut,
     dependencies=[Depends(require_key)],
-    responses=_errors(401, 404, 422),
+    responses=_errors(401, 404, 410, 422),
     tags=["inbox"],
 )
 def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateDep) -> Any:
@@ -299,6 +301,8 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
             "No such feature request",
             f"there is no feature request {request_id}",
         ) from None
+    except Erased as erased:
+        raise _gone(erased) from None
     history = [_review_out(r) for r in row["reviews"]]
     current = next((r for r in history if r["id"] == row["current_review_id"]), None)
     out = {
@@ -322,7 +326,7 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
     dependencies=[Depends(require_key)],
     responses={
         200: {"model": s.ReviewOut, "description": "Replay of an Idempotency-Key"},
-        **_errors(400, 401, 404, 422, 503),
+        **_errors(400, 401, 404, 410, 422, 503),
     },
     tags=["inbox"],
 )
@@ -373,6 +377,8 @@ def review_request(
             "No such feature request",
             f"there is no feature request {request_id} to review",
         ) from None
+    except Erased as erased:
+        raise _gone(erased) from None
     if created:
         state.metrics.reviews.inc()
         logger.info(
@@ -386,6 +392,53 @@ def review_request(
         body,
         status_code=201 if created else 200,
         headers={"Location": f"/v1/requests/{request_id}"},
+    )
+
+
+@router.delete(
+    "/v1/requests/{request_id}",
+    response_model=s.ErasureOut,
+    dependencies=[Depends(require_key)],
+    responses=_errors(401, 404, 410, 422),
+    tags=["inbox"],
+)
+def erase_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateDep) -> Any:
+    """Erase a request (a data subject's right to erasure): its text, title, partner,
+    customer, source, suggestion, reviews and near-duplicate links.
+
+    Only a tombstone stays (id, received and erased times, language, model version), so the
+    id is not given out again and later calls for it answer 410. The request is no longer
+    exported or collected for retraining; a model trained on its review still holds its
+    text until the next retraining, and answers leave it out of the similar past requests.
+    """
+    try:
+        erased = state.store.erase_request(request_id)
+    except NotFound:
+        raise Problem(
+            404,
+            "request-not-found",
+            "No such feature request",
+            f"there is no feature request {request_id} to erase",
+        ) from None
+    except Erased as gone:
+        raise _gone(gone) from None
+    state.erasures.refresh()
+    logger.info(
+        "erased feature request %d (%d reviews, %d links, %d stored suggestions scrubbed)",
+        request_id,
+        erased["reviews_removed"],
+        erased["links_removed"],
+        erased["suggestions_scrubbed"],
+    )
+    return {**erased, "status": "erased"}
+
+
+def _gone(erased: Erased) -> Problem:
+    return Problem(
+        410,
+        "request-erased",
+        "Feature request erased",
+        f"feature request {erased.request_id} was erased at {erased.erased_at}",
     )
 
 

@@ -28,6 +28,23 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def poll(
+    name: str, interval: float, task: Callable[[], object], stop: threading.Event
+) -> threading.Thread:
+    """Run ``task`` every ``interval`` seconds in a daemon thread until ``stop`` is set."""
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                task()
+            except Exception:  # the thread must never die
+                logger.exception("%s failed", name)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 @dataclass
 class ReloadState:
     loaded_at: str | None = None
@@ -135,18 +152,10 @@ class ModelHolder:
 
     def start_watcher(self, interval: float) -> None:
         """Poll ``CURRENT`` every ``interval`` seconds; 0 turns polling off."""
-        if interval <= 0 or self._watcher is not None:
-            return
-
-        def watch() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.reload(force=False)
-                except Exception:  # the watcher must never die
-                    logger.exception("model watcher failed")
-
-        self._watcher = threading.Thread(target=watch, name="triage-model-watcher", daemon=True)
-        self._watcher.start()
+        if interval > 0 and self._watcher is None:
+            self._watcher = poll(
+                "triage-model-watcher", interval, lambda: self.reload(force=False), self._stop
+            )
 
     def stop(self) -> None:
         self._stop.set()

@@ -162,6 +162,18 @@ class ReviewOut(BaseModel):
     created_at: str
 
 
+class ErasureOut(BaseModel):
+    id: int
+    status: Literal["erased"]
+    erased_at: str
+    reviews_removed: int = Field(description="Reviews deleted with it, comments included.")
+    links_removed: int = Field(description="Near-duplicate links to and from it, deleted.")
+    suggestions_scrubbed: int = Field(
+        description="Other requests' stored suggestions that showed its text as a similar past "
+        "request (of a model trained on its review), with that entry cut out."
+    )
+
+
 class Link(BaseModel):
     id: int
     similarity: float

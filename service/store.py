@@ -32,6 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from model import reviewed_sample_id
+
 logger = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
@@ -69,6 +71,9 @@ feature_requests = sa.Table(
     # Chosen at intake (migration 2; null only for older rows until the service backfills):
     # while pending, nothing derived from the suggestion may show (see ``hides_suggestion``).
     sa.Column("blind_review", sa.Boolean),
+    # Set when the request was erased (migration 3): the row stays as a tombstone, so its id
+    # is never given out again, but everything it said is gone (see ``Store.erase_request``).
+    sa.Column("erased_at", sa.String(40)),
     sa.Index("ix_feature_requests_received_at", "received_at"),
     sa.Index("ix_feature_requests_status", "status"),
     sa.Index("ix_feature_requests_margin", "margin"),
@@ -114,6 +119,12 @@ def _migration_2(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN blind_review BOOLEAN")
 
 
+def _migration_3(conn: Connection) -> None:
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("feature_requests")}
+    if "erased_at" not in columns:
+        conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN erased_at VARCHAR(40)")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -124,6 +135,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox: feature_requests, request_links, reviews", _migration_1),
     Migration(2, "feature_requests.blind_review: blind review chosen at intake", _migration_2),
+    Migration(3, "feature_requests.erased_at: erasure leaves a tombstone", _migration_3),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -134,6 +146,37 @@ MAX_ROW_ID = 2**31 - 1
 
 class NotFound(LookupError):
     pass
+
+
+class Erased(LookupError):
+    """The request existed and was erased; only its id and the time of erasure are left."""
+
+    def __init__(self, request_id: int, erased_at: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+        self.erased_at = erased_at
+
+
+ERASED = "erased"
+not_erased = feature_requests.c.status != ERASED
+# What erasure writes over a request: nothing of what it said, who sent it or what the
+# model made of it is left; id, times, language and model version stay for counting.
+_ERASED_VALUES: dict[str, Any] = {
+    "title": None,
+    "text": "",
+    "partner": None,
+    "customer": None,
+    "source": None,
+    "suggestion": "{}",
+    "suggested_labels": "[]",
+    "suggested_outcome": "",
+    "labels": "[]",
+    "outcome": "",
+    "margin": 0.0,
+    "demand": "{}",
+    "current_review_id": None,
+    "status": ERASED,
+}
 
 
 def blind_review_selected(request_id: int, share: float) -> bool:
@@ -217,6 +260,9 @@ def create_db_engine(url: str) -> Engine:
         _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")  # a 2xx means the commit is on disk
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Erased text is overwritten, not only marked free (Debian builds SQLite with this on;
+        # other builds may not).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -408,6 +454,8 @@ class Store:
             )
             if row is None:
                 raise NotFound(request_id)
+            if row["status"] == ERASED:
+                raise Erased(request_id, row["erased_at"])
             request = _decode_request(row)
             history = [
                 _decode_review(dict(r._mapping))
@@ -450,7 +498,7 @@ class Store:
         every request with a visible margin, in id order. So its place in any list is the same
         whatever the model suggested.
         """
-        conditions = []
+        conditions = [not_erased]
         if status:
             conditions.append(feature_requests.c.status == status)
         if label:
@@ -500,11 +548,112 @@ class Store:
                         feature_requests.c.partner,
                         feature_requests.c.customer,
                     )
-                    .where(feature_requests.c.id > last_id)
+                    .where(feature_requests.c.id > last_id, not_erased)
                     .order_by(feature_requests.c.id)
                     .limit(limit)
                 )
             ]
+
+    # --- erasure -------------------------------------------------------------------------
+
+    def erase_request(self, request_id: int) -> dict[str, Any]:
+        """Erase what a request said and everything made from it; keep a tombstone.
+
+        In one transaction: its reviews (with their comments and reviewers) and its
+        near-duplicate links, both ways, are deleted; the row keeps only its id, times,
+        language and model version (``_ERASED_VALUES``), so the id is never reused and a
+        later look-up can say it was erased rather than never there; and the copies of its
+        text that other requests' stored suggestions hold (as a similar past request of a
+        model trained on its review) are cut out of them. A reviewed request is no longer
+        exported or collected for retraining from then on.
+        """
+        if not 0 < request_id <= MAX_ROW_ID:
+            raise NotFound(request_id)
+        ref = reviewed_sample_id(request_id)
+        with self.write() as conn:
+            row = conn.execute(
+                sa.select(feature_requests.c.status, feature_requests.c.erased_at)
+                .where(feature_requests.c.id == request_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(request_id)
+            if row.status == ERASED:
+                raise Erased(request_id, row.erased_at)
+            erased_at = now_iso()
+            conn.execute(
+                feature_requests.update()
+                .where(feature_requests.c.id == request_id)
+                .values(**_ERASED_VALUES, erased_at=erased_at)
+            )
+            removed_reviews = conn.execute(
+                reviews.delete().where(reviews.c.request_id == request_id)
+            ).rowcount
+            removed_links = conn.execute(
+                request_links.delete().where(
+                    sa.or_(
+                        request_links.c.request_id == request_id,
+                        request_links.c.similar_id == request_id,
+                    )
+                )
+            ).rowcount
+            holders = conn.execute(
+                sa.select(feature_requests.c.id, feature_requests.c.suggestion).where(
+                    feature_requests.c.suggestion.contains(f'"{ref}"', autoescape=True)
+                )
+            ).all()
+            for holder in holders:
+                suggestion = json.loads(holder.suggestion)
+                suggestion["similar"] = [
+                    s for s in suggestion.get("similar") or [] if s.get("id") != ref
+                ]
+                conn.execute(
+                    feature_requests.update()
+                    .where(feature_requests.c.id == holder.id)
+                    .values(suggestion=_json(suggestion))
+                )
+        self._truncate_wal()
+        return {
+            "id": request_id,
+            "erased_at": erased_at,
+            "reviews_removed": removed_reviews,
+            "links_removed": removed_links,
+            "suggestions_scrubbed": len(holders),
+        }
+
+    def _truncate_wal(self) -> None:
+        """SQLite: copy the log into the database and empty it, so no old copy of an erased
+        text stays in the log file (secure_delete has zeroed it in the database). Best
+        effort: while another connection reads, the log is emptied at a later checkpoint."""
+        if self.dialect != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                logger.info("log not emptied after an erasure (readers); the next checkpoint will")
+        finally:
+            raw.close()
+
+    def erased_count(self) -> int:
+        """How many requests were ever erased: grows by one with each erasure, never shrinks."""
+        with self.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(feature_requests)
+                    .where(feature_requests.c.status == ERASED)
+                ).scalar_one()
+            )
+
+    def erased_ids(self) -> frozenset[int]:
+        with self.read() as conn:
+            return frozenset(
+                int(i)
+                for i in conn.execute(
+                    sa.select(feature_requests.c.id).where(feature_requests.c.status == ERASED)
+                ).scalars()
+            )
 
     # --- reviews -------------------------------------------------------------------------
 
@@ -531,6 +680,7 @@ class Store:
                     sa.select(
                         feature_requests.c.suggested_labels,
                         feature_requests.c.suggested_outcome,
+                        feature_requests.c.erased_at,
                         hides_suggestion.label("hidden"),
                     )
                     .where(feature_requests.c.id == request_id)
@@ -538,6 +688,8 @@ class Store:
                 ).first()
                 if request is None:
                     raise NotFound(request_id)
+                if request.erased_at is not None:
+                    raise Erased(request_id, request.erased_at)
                 suggested_labels = set(json.loads(request.suggested_labels))
                 labels = list(review["labels"])
                 outcome = review.get("outcome")

@@ -25,6 +25,7 @@ from typing import Any
 from model.estimator import LABELS
 from model.predictor import TriageModel
 from model.registry import ArtifactError, Registry
+from model.suggestion import reviewed_sample_id
 from training.config import TrainConfig, load_config
 from training.data import LANGS, Sample, label_mix, load_many, load_samples
 from training.evaluate import evaluate_model
@@ -127,7 +128,11 @@ def collect(
     holdout, fresh = [], []
     for review in latest.values():
         sample = Sample(
-            f"review-{review.id}", review.text, review.labels, review.lang, {"source": "review"}
+            reviewed_sample_id(review.id),
+            review.text,
+            review.labels,
+            review.lang,
+            {"source": "review"},
         )
         (holdout if in_holdout(review.id, holdout_share) else fresh).append(sample)
     held_keys = {_key(s.text) for s in holdout}

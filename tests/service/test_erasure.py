@@ -1,0 +1,164 @@
+"""Erasure of a stored request: nothing it said is left, anywhere the service keeps it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from postgres_testing import on_both_backends
+from service_testing import AUTH
+from test_inbox import NARROW, SECURITY, intake
+from test_suggest import assert_problem
+
+from model import reviewed_sample_id
+from service.store import metadata
+
+# Made-up words that occur nowhere else, so finding one anywhere means a copy survived.
+TEXT = "Unser Zwiebelkuchenwerk-Q7X braucht eine Warteschleife mit Ansage für die Kantine"
+FIELDS = {
+    "title": "Kantine-Titel-Q7X",
+    "partner": "Partner-Q7X GmbH",
+    "customer": "Kunde-Q7X AG",
+    "source": "formular-Q7X",
+}
+COMMENT = "Rückruf bei Frau Q7X-Kommentar"
+
+
+def _everything_stored(client: TestClient) -> str:
+    """Every row of every table of the service's database, as one text."""
+    engine = client.app.state.triage.store.engine
+    with engine.connect() as conn:
+        return "\n".join(
+            repr(tuple(row))
+            for table in metadata.sorted_tables
+            for row in conn.execute(table.select())
+        )
+
+
+@on_both_backends
+def test_erasure_leaves_a_tombstone_and_nothing_the_request_said(client: TestClient) -> None:
+    erased = intake(client, TEXT, **FIELDS)
+    path = f"/v1/requests/{erased['id']}"
+    review = client.post(
+        f"{path}/review",
+        json={"labels": ["msp_configurable"], "comment": COMMENT, "reviewer": "Q7X-Prüferin"},
+        headers=AUTH,
+    )
+    assert review.status_code == 201
+    twin = intake(client, TEXT.replace("-Q7X", ""), partner="Andere IT")  # a near-duplicate
+    kept = intake(client, SECURITY)
+    assert {link["id"] for link in client.get(path, headers=AUTH).json()["later_similar"]} == {
+        twin["id"]
+    }
+    assert "Q7X" in _everything_stored(client)
+
+    response = client.delete(path, headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == erased["id"] and body["status"] == "erased"
+    assert (body["reviews_removed"], body["links_removed"]) == (1, 1)
+
+    stored = _everything_stored(client)
+    assert not [line for line in stored.splitlines() if "Q7X" in line], stored
+    assert "Rückruf" not in stored
+    assert_problem(client.get(path, headers=AUTH), 410, "request-erased")
+    gone = client.post(f"{path}/review", json={"labels": [], "reviewer": "jd"}, headers=AUTH)
+    assert_problem(gone, 410, "request-erased")
+    assert_problem(client.delete(path, headers=AUTH), 410, "request-erased")
+    listed = client.get("/v1/requests", headers=AUTH)
+    assert [r["id"] for r in listed.json()] == [kept["id"], twin["id"]]
+    assert listed.headers["x-total-count"] == "2"
+    assert client.get("/v1/reviews/export", headers=AUTH).text == ""
+    assert client.get(f"/v1/requests/{twin['id']}", headers=AUTH).json()["earlier_similar"] == []
+
+
+@on_both_backends
+def test_an_erased_id_is_never_given_out_again(client: TestClient) -> None:
+    newest = intake(client, NARROW)  # SQLite reuses the highest rowid once its row is deleted
+    assert client.delete(f"/v1/requests/{newest['id']}", headers=AUTH).status_code == 200
+    assert intake(client, NARROW)["id"] == newest["id"] + 1
+
+
+def test_erasure_overwrites_the_text_in_the_sqlite_files(client: TestClient) -> None:
+    # Rows on either side, in both tables: without secure_delete SQLite would leave the
+    # bytes of an erased row in the page, merely marked free.
+    created = [intake(client, NARROW), intake(client, TEXT, **FIELDS), intake(client, SECURITY)]
+    for request, comment in zip(created, ["erster", COMMENT, "dritter"], strict=True):
+        client.post(
+            f"/v1/requests/{request['id']}/review",
+            json={"labels": [], "comment": comment, "reviewer": "jd"},
+            headers=AUTH,
+        )
+    database = Path(client.app.state.triage.store.engine.url.database)
+    files = [database, database.with_name(database.name + "-wal")]
+
+    def raw() -> bytes:
+        return b"".join(f.read_bytes() for f in files if f.exists())
+
+    assert b"Q7X" in raw()  # written where the check below looks
+    assert client.delete(f"/v1/requests/{created[1]['id']}", headers=AUTH).status_code == 200
+    assert b"Q7X" not in raw()
+    assert b"Zwiebelkuchen" not in raw()
+
+
+def test_missing_and_out_of_range_ids(client: TestClient) -> None:
+    assert_problem(client.delete("/v1/requests/999", headers=AUTH), 404, "request-not-found")
+    assert client.delete("/v1/requests/0", headers=AUTH).status_code == 422
+    assert_problem(client.delete("/v1/requests/1"), 401, "api-key-missing")
+
+
+def test_another_worker_stops_linking_to_an_erased_request(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Two apps on one database stand for two workers; each keeps its own index in memory."""
+    eraser, other = make_client(), make_client()
+    first = intake(other, NARROW, partner="Erste IT")
+    intake(other, SECURITY)  # ``other`` has read ``first`` into its near-duplicate index
+    assert eraser.delete(f"/v1/requests/{first['id']}", headers=AUTH).status_code == 200
+    twin = intake(other, NARROW + "!", partner="Zweite IT")
+    assert twin["suggestion"]["demand"]["similar_requests"] == 0
+    assert twin["suggestion"]["demand"]["partners"] == 1
+
+
+def _pose_as_trained_on(client: TestClient, request_id: int, text: str) -> str:
+    """Rename the training request most similar to ``text`` in the app's model to the id a
+    model trained on the review of ``request_id`` would give it; returns that id."""
+    model = client.app.state.triage.holder.model
+    nearest = model.suggest(text).similar[0].id
+    ids = model.estimator.index.ids
+    ref = reviewed_sample_id(request_id)
+    ids[ids.index(nearest)] = ref
+    return ref
+
+
+def test_a_model_trained_on_an_erased_request_stops_showing_it(
+    make_client: Callable[..., TestClient],
+) -> None:
+    eraser, other = make_client(), make_client(reload_interval=0.05)
+    query = "Wir brauchen eine andere Wartemusik für die Hotline-Warteschleife"
+    created = intake(eraser, TEXT, **FIELDS)
+    refs = {
+        _pose_as_trained_on(app, created["id"], query) for app in (eraser, other)
+    }  # as if the nightly retraining had already learnt from its review
+    (ref,) = refs
+    holder = intake(eraser, query)  # stores a suggestion that shows the request as similar
+    assert ref in [s["id"] for s in holder["suggestion"]["similar"]]
+
+    answer = eraser.delete(f"/v1/requests/{created['id']}", headers=AUTH).json()
+    assert answer["suggestions_scrubbed"] == 1
+    stored = eraser.get(f"/v1/requests/{holder['id']}", headers=AUTH).json()
+    assert ref not in [s["id"] for s in stored["suggestion"]["similar"]]
+    assert stored["suggestion"]["similar"]  # the other similar requests stay
+
+    def shown(app: TestClient) -> list[str]:
+        single = app.post("/v1/suggest", json={"text": query}).json()["similar"]
+        batch = app.post("/v1/suggest/batch", json={"items": [{"text": query}]}).json()
+        return [s["id"] for s in single + batch[0]["similar"]]
+
+    assert ref not in shown(eraser)  # at once in the worker that erased it
+    deadline = time.monotonic() + 10
+    while ref in shown(other) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ref not in shown(other)  # within the polling interval in every other one
