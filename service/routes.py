@@ -295,12 +295,7 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
     try:
         row = state.store.get_request(request_id)
     except NotFound:
-        raise Problem(
-            404,
-            "request-not-found",
-            "No such feature request",
-            f"there is no feature request {request_id}",
-        ) from None
+        raise _missing(request_id) from None
     except Erased as erased:
         raise _gone(erased) from None
     history = [_review_out(r) for r in row["reviews"]]
@@ -371,12 +366,7 @@ def review_request(
             idempotency_key or None,
         )
     except NotFound:
-        raise Problem(
-            404,
-            "request-not-found",
-            "No such feature request",
-            f"there is no feature request {request_id} to review",
-        ) from None
+        raise _missing(request_id, "to review") from None
     except Erased as erased:
         raise _gone(erased) from None
     if created:
@@ -414,12 +404,7 @@ def erase_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: Stat
     try:
         erased = state.store.erase_request(request_id)
     except NotFound:
-        raise Problem(
-            404,
-            "request-not-found",
-            "No such feature request",
-            f"there is no feature request {request_id} to erase",
-        ) from None
+        raise _missing(request_id, "to erase") from None
     except Erased as gone:
         raise _gone(gone) from None
     state.erasures.refresh()
@@ -431,6 +416,11 @@ def erase_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: Stat
         erased["suggestions_scrubbed"],
     )
     return {**erased, "status": "erased"}
+
+
+def _missing(request_id: int, purpose: str = "") -> Problem:
+    detail = f"there is no feature request {request_id}" + (f" {purpose}" if purpose else "")
+    return Problem(404, "request-not-found", "No such feature request", detail)
 
 
 def _gone(erased: Erased) -> Problem:
