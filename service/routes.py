@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import anyio
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
@@ -242,6 +243,15 @@ def list_requests(
     label: Annotated[str | None, Query(max_length=100, pattern=s.NO_NUL)] = None,
     outcome: s.Outcome | None = None,
     lang: Annotated[str | None, Query(max_length=16, pattern=s.NO_NUL)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=s.NO_NUL,
+            description="Words in the title, text, partner, customer or source "
+            "(case-insensitive; ß matches ss).",
+        ),
+    ] = None,
     sort: Literal["received_at", "uncertainty"] = "received_at",
     order: Annotated[
         Literal["asc", "desc"] | None,
@@ -257,6 +267,7 @@ def list_requests(
         label=label,
         outcome=outcome,
         lang=lang,
+        q=q,
         sort=sort,
         order=order,
         limit=limit,
@@ -271,15 +282,16 @@ def list_requests(
                 "label": label,
                 "outcome": outcome,
                 "lang": lang,
+                "q": q,
                 "sort": sort,
                 "order": order,
+                "limit": limit,
+                "offset": offset + limit,
             }.items()
             if v
         }
-        params = "&".join(f"{k}={v}" for k, v in query.items())
-        response.headers["Link"] = (
-            f'</v1/requests?{params}&limit={limit}&offset={offset + limit}>; rel="next"'
-        )
+        response.headers["Link"] = f'</v1/requests?{urlencode(query)}>; rel="next"'
+
     return [_summary(row) for row in rows]
 
 

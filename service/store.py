@@ -74,6 +74,10 @@ feature_requests = sa.Table(
     # Set when the request was erased (migration 3): the row stays as a tombstone, so its id
     # is never given out again, but everything it said is gone (see ``Store.erase_request``).
     sa.Column("erased_at", sa.String(40)),
+    # Title, text, partner, customer and source, case-folded, for ``list_requests(q=...)``
+    # (migration 4): SQLite's lower() folds ASCII only, so the folding is done here, alike
+    # for both backends.
+    sa.Column("search_text", sa.Text),
     sa.Index("ix_feature_requests_received_at", "received_at"),
     sa.Index("ix_feature_requests_status", "status"),
     sa.Index("ix_feature_requests_margin", "margin"),
@@ -107,6 +111,10 @@ reviews = sa.Table(
 )
 
 
+ERASED = "erased"  # the status of a tombstone (``Store.erase_request``)
+not_erased = feature_requests.c.status != ERASED
+
+
 def _migration_1(conn: Connection) -> None:
     for table in (feature_requests, request_links, reviews):
         table.create(conn, checkfirst=True)
@@ -125,6 +133,30 @@ def _migration_3(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN erased_at VARCHAR(40)")
 
 
+def search_text(record: dict[str, Any]) -> str:
+    """What ``q`` is matched against: the request's own words, case-folded."""
+    parts = (record.get(k) for k in ("title", "text", "partner", "customer", "source"))
+    return "\n".join(p for p in parts if p).casefold()
+
+
+def _migration_4(conn: Connection) -> None:
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("feature_requests")}
+    if "search_text" not in columns:
+        conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN search_text TEXT")
+    fields = [feature_requests.c[k] for k in ("id", "title", "text", "partner", "customer")]
+    rows = conn.execute(
+        sa.select(*fields, feature_requests.c.source).where(
+            feature_requests.c.search_text.is_(None), not_erased
+        )
+    ).all()
+    for row in rows:
+        conn.execute(
+            feature_requests.update()
+            .where(feature_requests.c.id == row.id)
+            .values(search_text=search_text(dict(row._mapping)))
+        )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -136,6 +168,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox: feature_requests, request_links, reviews", _migration_1),
     Migration(2, "feature_requests.blind_review: blind review chosen at intake", _migration_2),
     Migration(3, "feature_requests.erased_at: erasure leaves a tombstone", _migration_3),
+    Migration(4, "feature_requests.search_text: searching the inbox", _migration_4),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -157,8 +190,6 @@ class Erased(LookupError):
         self.erased_at = erased_at
 
 
-ERASED = "erased"
-not_erased = feature_requests.c.status != ERASED
 # What erasure writes over a request: nothing of what it said, who sent it or what the
 # model made of it is left; id, times, language and model version stay for counting.
 _ERASED_VALUES: dict[str, Any] = {
@@ -176,6 +207,7 @@ _ERASED_VALUES: dict[str, Any] = {
     "demand": "{}",
     "current_review_id": None,
     "status": ERASED,
+    "search_text": None,
 }
 
 
@@ -385,6 +417,7 @@ class Store:
         for key in ("suggestion", "suggested_labels", "labels", "demand"):
             values[key] = _json(values[key])
         values.setdefault("stored_at", now_iso())
+        values["search_text"] = search_text(record)
         values.setdefault("status", "pending")
         values["blind_review"] = False
         with self.write() as conn:
@@ -486,6 +519,7 @@ class Store:
         label: str | None = None,
         outcome: str | None = None,
         lang: str | None = None,
+        q: str | None = None,
         sort: str = "received_at",
         order: str = "desc",
         limit: int = 50,
@@ -509,6 +543,10 @@ class Store:
             conditions.append(sa.not_(hides_suggestion))
         if lang:
             conditions.append(feature_requests.c.lang == lang)
+        if q:
+            conditions.append(
+                feature_requests.c.search_text.contains(q.casefold(), autoescape=True)
+            )
         ordering: list[Any] = []
         if sort == "uncertainty":
             # "uncertainty" sorts the most uncertain (smallest margin) first unless order=desc

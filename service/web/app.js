@@ -234,8 +234,8 @@
 
   function filterQuery() {
     const params = new URLSearchParams();
-    for (const name of ["status", "lang", "label", "outcome", "sort"]) {
-      const value = $(`f-${name}`).value;
+    for (const name of ["q", "status", "lang", "label", "outcome", "sort"]) {
+      const value = $(`f-${name}`).value.trim();
       if (value) params.set(name, value);
     }
     return params;
@@ -884,7 +884,10 @@
     renderWho();
     $("login-form").addEventListener("submit", onLogin);
     $("sign-out").addEventListener("click", () => signOut());
-    $("filters").addEventListener("change", () => { state.inbox.offset = 0; state.inbox.selected = 0; loadInbox(); });
+    const refilter = () => { state.inbox.offset = 0; state.inbox.selected = 0; loadInbox(); };
+    let typing = null;
+    $("filters").addEventListener("change", (e) => { if (e.target.id !== "f-q") refilter(); });
+    $("f-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(refilter, 300); });
     $("filters").addEventListener("submit", (e) => e.preventDefault());
     $("inbox-refresh").addEventListener("click", loadInbox);
     $("page-prev").addEventListener("click", () => { state.inbox.offset = Math.max(0, state.inbox.offset - PAGE_SIZE); loadInbox(); });

@@ -146,6 +146,41 @@ def test_list_filters_sorts_and_paginates(client: TestClient) -> None:
     assert "link" not in rest.headers
 
 
+@on_both_backends
+def test_search_finds_words_of_the_text_title_and_sender(client: TestClient) -> None:
+    street = intake(
+        client, "Anrufe aus der Hauptstraße sollen in die ÜBERLAUF-Queue", partner="Nord IT"
+    )
+    fifty = intake(client, "Only 50% of calls reach the queue_b group", title="Routing")
+    other = intake(client, SECURITY, customer="Bäckerei Groß")
+
+    def found(q: str, **params: object) -> list[int]:
+        response = client.get("/v1/requests", params={"q": q, **params}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()]
+
+    assert found("überlauf") == [street["id"]]  # case-folded beyond ASCII, on both backends
+    assert found("HAUPTSTRASSE") == [street["id"]]  # ß is ss
+    assert found("nord it") == [street["id"]]  # the partner
+    assert found("bäckerei") == [other["id"]]  # the customer
+    assert found("routing") == [fifty["id"]]  # the title
+    assert found("50%") == [fifty["id"]] and found("%") == [fifty["id"]]  # no wildcards
+    assert found("queue_b") == [fifty["id"]] and found("e_b") == [fifty["id"]]
+    assert found("queue") == [fifty["id"], street["id"]]
+    assert found("queue", lang="de") == [street["id"]]  # with the other filters
+    assert found("nowhere") == []
+    page = client.get("/v1/requests", params={"q": "queue & co", "limit": 1}, headers=AUTH)
+    assert page.json() == []
+    page = client.get("/v1/requests", params={"q": "queue", "limit": 1}, headers=AUTH)
+    assert page.headers["x-total-count"] == "2"
+    assert (
+        page.headers["link"]
+        == '</v1/requests?q=queue&sort=received_at&order=desc&limit=1&offset=1>; rel="next"'
+    )
+    assert client.delete(f"/v1/requests/{street['id']}", headers=AUTH).status_code == 200
+    assert found("überlauf") == [] and found("nord") == []
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -156,8 +191,9 @@ def test_list_filters_sorts_and_paginates(client: TestClient) -> None:
         {"offset": -1},
         {"outcome": "maybe"},
         {"limit": "many"},
+        {"q": "x" * 201},
     ],
-    ids=["status", "sort", "limit-0", "limit-big", "offset-neg", "outcome", "limit-str"],
+    ids=["status", "sort", "limit-0", "limit-big", "offset-neg", "outcome", "limit-str", "q-long"],
 )
 def test_list_rejects_bad_parameters(client: TestClient, params: dict) -> None:
     assert_problem(client.get("/v1/requests", params=params, headers=AUTH), 422, "validation-error")

@@ -267,6 +267,28 @@ def test_requests_from_schema_1_get_their_blind_review_chosen_once(database_url:
     store.close()
 
 
+@on_both_backends
+def test_requests_from_schema_2_become_searchable_and_erasable(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    ids = [
+        store.add_request({**_record(i), "partner": f"Nord-IT {i}"}, [], "v")[0] for i in range(3)
+    ]
+    with store.write() as conn:  # back to schema 2: no erased_at, no search_text
+        for column in ("search_text", "erased_at"):
+            conn.exec_driver_sql(f"ALTER TABLE feature_requests DROP COLUMN {column}")
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version > 2))
+    store.close()
+    store = Store(database_url)
+    assert store.migrate() == SCHEMA_VERSION
+    rows, total = store.list_requests(q="NORD-it 1")
+    assert total == 1 and rows[0]["id"] == ids[1]
+    assert store.list_requests(q="mandant")[1] == 3
+    store.erase_request(ids[1])
+    assert store.list_requests(q="mandant")[1] == 2
+    store.close()
+
+
 def test_each_log_record_is_one_json_line_after_the_command_lines_plain_setup() -> None:
     """``triage serve`` calls ``logging.basicConfig`` before the service configures logging."""
     code = (

@@ -134,6 +134,18 @@ def test_review_flow_in_the_browser(
     de_row = page.locator(f"#inbox-rows tr[data-id='{de['id']}']")
     assert de_row.locator(".c-lang").inner_text() == "de"
 
+    # Search: typing narrows the inbox (the customer's name, with umlaut and ß), clearing it
+    # brings every request back.
+    def listed() -> list[int]:
+        return [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.id)")]
+
+    page.get_by_label("Search").fill("BÄCKEREI GROSS")
+    page.wait_for_function("() => document.querySelectorAll('#inbox-rows tr').length === 1")
+    assert listed() == [de["id"]]
+    page.get_by_label("Search").fill("")
+    page.wait_for_function("() => document.querySelectorAll('#inbox-rows tr').length === 3")
+    assert listed() == ids
+
     # Request view: highlights per label, bars with thresholds, outcome, five similar.
     de_row.get_by_role("link").click()
     wait_for_request(page, de["id"])
