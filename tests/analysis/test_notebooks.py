@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,10 @@ def executed(trained_model_dir: Path, review_store: str) -> dict[str, Any]:
         runs = (client.async_execute() for client in clients.values())
         return await asyncio.gather(*runs, return_exceptions=True)
 
-    results = asyncio.run(run_all())
+    # In a thread of its own: the browser tests' Playwright keeps an event loop running in
+    # this one for the whole session, and asyncio.run refuses to start beside it.
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, run_all()).result()
     return {
         stem: result if isinstance(result, BaseException) else client.nb
         for (stem, client), result in zip(clients.items(), results, strict=True)
