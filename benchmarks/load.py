@@ -177,13 +177,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def start_service(host: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_service(host: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     """The service as the README starts it: ``triage serve``, which first trains a default
-    model from data/samples if the registry is empty (uvicorn, ``workers`` processes)."""
+    model from data/samples if the registry is empty (uvicorn, ``workers`` processes).
+
+    Its log level is the README's too (``TRIAGE_LOG_LEVEL`` as set, else INFO: one access
+    line per request), so writing the log is part of what is measured; the log goes to
+    ``log``, as a deployment sends it to a file or the journal rather than a terminal.
+    """
     command = [sys.executable, "-m", "triage_cli.main", "serve", "--host", host]
     command += ["--port", str(port), "--workers", str(workers)]
-    env = {**os.environ, "TRIAGE_LOG_LEVEL": os.environ.get("TRIAGE_LOG_LEVEL", "WARNING")}
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=sink, stderr=sink, start_new_session=True
+        )
 
 
 def group_cpu_seconds(pgid: int) -> float | None:
@@ -237,13 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--start", action="store_true", help="start the service first")
     parser.add_argument("--workers", type=int, default=2, help="with --start")
+    parser.add_argument(
+        "--service-log",
+        type=Path,
+        default=REPO_ROOT / "var" / "load-service.log",
+        help="with --start: where the service's log goes (default var/load-service.log)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
     process = None
     if args.start:
         parts = urlsplit(args.url)
-        process = start_service(parts.hostname or "127.0.0.1", parts.port or 8000, args.workers)
+        process = start_service(
+            parts.hostname or "127.0.0.1", parts.port or 8000, args.workers, args.service_log
+        )
     try:
         wait_ready(args.url, 600 if args.start else 5)  # a first start trains a model
         texts = load_texts(args.texts)
