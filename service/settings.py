@@ -21,7 +21,8 @@ Variables (default in brackets):
 - ``TRIAGE_MAX_BODY_BYTES`` [``50000000``]:
   larger bodies get 413 before they are read
 - ``TRIAGE_RELOAD_INTERVAL`` [``5``]:
-  seconds between polls of ``CURRENT``; ``0`` turns polling off
+  seconds between polls of ``CURRENT`` and of erasures made by other workers; ``0`` turns
+  polling off
 - ``TRIAGE_UNCERTAINTY_BAND`` [``0.1``]:
   a score this close to its threshold is "uncertain"
 - ``TRIAGE_DEMAND_SIMILARITY`` [``0.5``]:
