@@ -15,14 +15,11 @@ the ids are read again only then.
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from model import reviewed_sample_id
 from service.runtime import poll
 from service.store import Store
-
-logger = logging.getLogger(__name__)
 
 
 class Erasures:

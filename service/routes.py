@@ -291,7 +291,6 @@ def list_requests(
             if v
         }
         response.headers["Link"] = f'</v1/requests?{urlencode(query)}>; rel="next"'
-
     return [_summary(row) for row in rows]
 
 
