@@ -508,9 +508,14 @@
     try {
       request = await api(`/v1/requests/${id}`);
     } catch (err) {
+      // Missing or erased: show why, and nothing a key could act on. The request shown
+      // before must not stay current, or "accept" would review it under this one's address.
+      state.current = null;
+      $("req-body").hidden = true;
       showError(error, err);
       return;
     }
+    $("req-body").hidden = false;
     state.current = request;
     const reviewed = request.review;
     state.decision = {

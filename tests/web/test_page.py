@@ -222,6 +222,27 @@ def test_review_flow_in_the_browser(
     watch.assert_clean(page)
 
 
+def test_an_erased_request_shows_why_and_cannot_be_reviewed(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    kept, erased = intake(server, ENGLISH), intake(server, GERMAN)
+    assert httpx.delete(f"{server.url}/v1/requests/{erased['id']}", headers=AUTH).status_code == 200
+    page, watch = open_page(server)
+    page.locator(f"#inbox-rows tr[data-id='{kept['id']}']").get_by_role("link").click()
+    wait_for_request(page, kept["id"])
+    page.goto(f"{server.url}/#/request/{erased['id']}")  # an old link, say from a mail
+    page.locator("#req-error").filter(has_text="was erased").wait_for()
+    assert page.locator("#req-body").is_hidden()
+    page.keyboard.press("a")  # the request shown before must not be accepted instead
+    page.keyboard.press("s")
+    page.wait_for_timeout(300)
+    assert stored(server, kept["id"])["review"] is None
+    assert watch.failed == [f"{server.url}/v1/requests/{erased['id']}"]  # the 410, and no review
+    watch.failed.clear()
+    watch.assert_clean(page)
+
+
 def test_blind_review_hides_the_suggestion_until_decided(
     start_web: Callable[..., ThreadedServer],
     open_page: Callable[..., tuple[Any, Watch]],
