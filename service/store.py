@@ -133,21 +133,21 @@ def _migration_3(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN erased_at VARCHAR(40)")
 
 
+_SEARCHED = ("title", "text", "partner", "customer", "source")
+
+
 def search_text(record: dict[str, Any]) -> str:
     """What ``q`` is matched against: the request's own words, case-folded."""
-    parts = (record.get(k) for k in ("title", "text", "partner", "customer", "source"))
-    return "\n".join(p for p in parts if p).casefold()
+    return "\n".join(p for p in (record.get(k) for k in _SEARCHED) if p).casefold()
 
 
 def _migration_4(conn: Connection) -> None:
     columns = {c["name"] for c in sa.inspect(conn).get_columns("feature_requests")}
     if "search_text" not in columns:
         conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN search_text TEXT")
-    fields = [feature_requests.c[k] for k in ("id", "title", "text", "partner", "customer")]
+    fields = [feature_requests.c[k] for k in ("id", *_SEARCHED)]
     rows = conn.execute(
-        sa.select(*fields, feature_requests.c.source).where(
-            feature_requests.c.search_text.is_(None), not_erased
-        )
+        sa.select(*fields).where(feature_requests.c.search_text.is_(None), not_erased)
     ).all()
     for row in rows:
         conn.execute(
