@@ -319,6 +319,8 @@ def build_systems(
         System("spacy-textcat", lambda s: fit_spacy_textcat(s, epochs, seed), in_cv=cv_spacy),
         System("ours", ours(), in_cv=True),
         System("ours -char-ngrams", ours(use_char_ngrams=False), in_cv=cv_ablations),
+        # The scorers before the NBSVM-style prior: plain logistic regression at C = 4.
+        System("ours -nb-prior", ours(nb_weight=0.0, C=4.0), in_cv=cv_ablations),
     ]
 
 

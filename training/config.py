@@ -18,7 +18,12 @@ class TrainConfig:
     char_min_df: int = 2
     # Relative weight of the word and character n-gram blocks before normalisation.
     block_weights: tuple[float, float] = (1.0, 1.0)
-    C: float = 4.0
+    C: float = 16.0
+    # NBSVM-style prior (``training.pipeline.nb_scale``): 0 is plain logistic regression, 1
+    # scales each feature fully by its log-count ratio for the label; ``nb_smoothing`` is added
+    # to each feature's TF-IDF sums before the ratio is taken.
+    nb_weight: float = 0.5
+    nb_smoothing: float = 0.03
     cv_folds: int = 5
     seed: int = 13
     # F-beta per label for threshold tuning on out-of-fold scores; beta > 1 favours recall.
@@ -72,5 +77,10 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
                 f"{path}: fixed_thresholds.{label}: expected a label of {', '.join(LABELS)} "
                 f"and a probability between 0 and 1, got {value!r}"
             )
+    weight, smoothing = raw.get("nb_weight", 0.0), raw.get("nb_smoothing", 1.0)
+    if not isinstance(weight, int | float) or not 0 <= weight <= 1:
+        raise ValueError(f"{path}: nb_weight: expected a number from 0 to 1, got {weight!r}")
+    if not isinstance(smoothing, int | float) or smoothing <= 0:
+        raise ValueError(f"{path}: nb_smoothing: expected a number above 0, got {smoothing!r}")
     config = TrainConfig(**raw)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

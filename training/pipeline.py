@@ -67,14 +67,40 @@ def fit_features(analyses: list[Analysis], config: TrainConfig) -> FeatureSpace:
     )
 
 
+def nb_scale(X: sp.spmatrix, y: np.ndarray, weight: float, smoothing: float) -> np.ndarray:
+    """Per-feature scale from the label's log-count ratio, as in NBSVM (Wang & Manning, 2012).
+
+    ``r = log((p / |p|) / (q / |q|))``, where ``p`` and ``q`` are the smoothed sums of a
+    feature's TF-IDF values over the requests with and without the label. A feature is scaled
+    by ``(1 - weight) + weight * |r| / mean |r|``: a word that tells the label's requests from
+    the others is penalised less by the regulariser than one found evenly in both. Scaling a
+    feature by ``s`` and its fitted weight by the same ``s`` gives back a linear model on the
+    unscaled features, so the saved model, its speed and its evidence stay as they were.
+    """
+    labelled = (y == 1).astype(np.float64)
+    with_label = X.T @ labelled  # a product, not row slices: those would copy the matrix
+    pos = with_label + smoothing
+    neg = np.asarray(X.sum(axis=0)).ravel() - with_label + smoothing
+    ratio = np.abs(np.log(pos / pos.sum()) - np.log(neg / neg.sum()))
+    return (1.0 - weight) + weight * ratio / ratio.mean()
+
+
+def _scaled_columns(X: sp.spmatrix, scale: np.ndarray) -> sp.csr_matrix:
+    """``X`` with each column multiplied by ``scale``; only the values are copied."""
+    rows = sp.csr_matrix(X)
+    return sp.csr_matrix((rows.data * scale[rows.indices], rows.indices, rows.indptr), rows.shape)
+
+
 def _fit_linear(X: object, y: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, float]:
     if y.min() == y.max():  # a label that never (or always) applies in this fold
         return np.zeros(X.shape[1]), 10.0 if y[0] else -10.0
+    scale = nb_scale(X, y, config.nb_weight, config.nb_smoothing) if config.nb_weight else None
     clf = LogisticRegression(
         C=config.C, class_weight="balanced", solver="liblinear", random_state=config.seed
     )
-    clf.fit(X, y)
-    return clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
+    clf.fit(X if scale is None else _scaled_columns(X, scale), y)
+    coef = clf.coef_.ravel().astype(np.float64)
+    return coef if scale is None else coef * scale, float(clf.intercept_[0])
 
 
 _FOLD_STATE: tuple[list[Analysis], np.ndarray, TrainConfig] | None = None

@@ -119,6 +119,22 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("nb_weight = 1.5", "nb_weight"),
+        ("nb_weight = 'half'", "nb_weight"),
+        ("nb_smoothing = 0", "nb_smoothing"),
+    ],
+    ids=["weight-above-1", "weight-not-a-number", "smoothing-zero"],
+)
+def test_a_bad_prior_setting_is_named(tmp_path: Path, line: str, key: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"config\.toml: {key}: expected"):
+        load_config(path)
+
+
 def test_fixed_thresholds_are_used_and_a_label_without_one_is_tuned() -> None:
     """The default config fixes all three thresholds; a label left out of it is F-beta tuned."""
     samples = load_samples(SAMPLES / "eval.jsonl").samples
