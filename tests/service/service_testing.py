@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 
 API_KEY = "test-key-1"
 AUTH = {"X-API-Key": API_KEY}

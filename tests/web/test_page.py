@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 from web_testing import API_KEY, AUTH, REPO_ROOT, ThreadedServer
 
