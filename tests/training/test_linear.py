@@ -25,6 +25,12 @@ def test_a_telling_feature_is_scaled_up_and_an_even_one_down() -> None:
     assert np.allclose(nb_scale(X, y, weight=0.0, smoothing=0.03), 1.0)
 
 
+def test_a_single_feature_is_left_as_it_is() -> None:
+    """Tiny data can leave one feature (the vectorizer's placeholder): its ratio is 0."""
+    X, y = _toy()
+    assert np.array_equal(nb_scale(X[:, [1]], y, weight=0.5, smoothing=0.03), [1.0])
+
+
 def test_the_prior_is_folded_back_into_weights_on_the_unscaled_features() -> None:
     """Scores of the saved weights on raw features equal the fit on the scaled features."""
     X, y = _toy()
