@@ -77,10 +77,11 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
                 f"{path}: fixed_thresholds.{label}: expected a label of {', '.join(LABELS)} "
                 f"and a probability between 0 and 1, got {value!r}"
             )
-    weight, smoothing = raw.get("nb_weight", 0.0), raw.get("nb_smoothing", 1.0)
-    if not isinstance(weight, int | float) or not 0 <= weight <= 1:
+    weight = raw.get("nb_weight")
+    if "nb_weight" in raw and (not isinstance(weight, int | float) or not 0 <= weight <= 1):
         raise ValueError(f"{path}: nb_weight: expected a number from 0 to 1, got {weight!r}")
-    if not isinstance(smoothing, int | float) or smoothing <= 0:
+    smoothing = raw.get("nb_smoothing")
+    if "nb_smoothing" in raw and (not isinstance(smoothing, int | float) or smoothing <= 0):
         raise ValueError(f"{path}: nb_smoothing: expected a number above 0, got {smoothing!r}")
     config = TrainConfig(**raw)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -82,9 +82,10 @@ def nb_scale(X: sp.spmatrix, y: np.ndarray, weight: float, smoothing: float) -> 
     pos = with_label + smoothing
     neg = np.asarray(X.sum(axis=0)).ravel() - with_label + smoothing
     ratio = np.abs(np.log(pos / pos.sum()) - np.log(neg / neg.sum()))
-    if not ratio.mean() > 0:  # one feature, or none telling: nothing to weigh
+    mean = ratio.mean()
+    if not mean > 0:  # one feature, or none telling: nothing to weigh
         return np.ones_like(ratio)
-    return (1.0 - weight) + weight * ratio / ratio.mean()
+    return (1.0 - weight) + weight * ratio / mean
 
 
 def _scaled_columns(X: sp.spmatrix, scale: np.ndarray) -> sp.csr_matrix:
