@@ -149,11 +149,12 @@ def _migration_4(conn: Connection) -> None:
     rows = conn.execute(
         sa.select(*fields).where(feature_requests.c.search_text.is_(None), not_erased)
     ).all()
-    for row in rows:
+    if rows:  # one statement for all rows, not a round trip each
         conn.execute(
             feature_requests.update()
-            .where(feature_requests.c.id == row.id)
-            .values(search_text=search_text(dict(row._mapping)))
+            .where(feature_requests.c.id == sa.bindparam("row_id"))
+            .values(search_text=sa.bindparam("folded")),
+            [{"row_id": row.id, "folded": search_text(dict(row._mapping))} for row in rows],
         )
 
 
