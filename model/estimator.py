@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from model.concepts import ConceptSpace
 from model.text import Analysis, char_ngrams
 
 LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
@@ -278,6 +279,9 @@ class TriageEstimator:
     index: TrainingIndex
     config: dict[str, object]
     max_chars: int = 20_000
+    # German–English space for cross-language near-duplicates; None in models saved before it
+    # existed (the class default then stands in) or trained without translation pairs.
+    concepts: ConceptSpace | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -109,6 +109,14 @@ def _merge_spans(
     return [(s, e, w) for s, e, w in merged]
 
 
+class Comparable(NamedTuple):
+    """Texts as ``TriageModel.comparable`` returns them: one entry or row per text."""
+
+    lexical: sp.csr_matrix
+    concepts: np.ndarray | None
+    langs: list[str]
+
+
 class _Reasons(NamedTuple):
     """What an explained suggestion needs beyond the scores: contributions, the neighbours."""
 
@@ -233,6 +241,26 @@ class TriageModel:
         Vectors of different model versions live in different spaces: never mix them.
         """
         return self.estimator.transform(self._analyses(texts))
+
+    @property
+    def concept_link_similarity(self) -> float | None:
+        """Cosine in the concept space from which two languages' requests are linked."""
+        concepts = self.estimator.concepts
+        return None if concepts is None else concepts.link_similarity
+
+    def comparable(self, texts: Sequence[str]) -> Comparable:
+        """What near-duplicate search needs of each text, from one reading of it.
+
+        ``lexical`` is ``vectors(texts)``; ``concepts`` the rows of the German–English concept
+        space (``model.concepts``; None when the model has none); ``langs`` each text's language.
+        """
+        analyses = self._analyses(texts)
+        concepts = self.estimator.concepts
+        return Comparable(
+            lexical=self.estimator.transform(analyses),
+            concepts=None if concepts is None else concepts.vectors(analyses),
+            langs=[a.lang for a in analyses],
+        )
 
     def _flags(self, analysis: Analysis, topic_similarity: float) -> list[str]:
         flags = []

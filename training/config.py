@@ -24,6 +24,12 @@ class TrainConfig:
     # to each feature's TF-IDF sums before the ratio is taken.
     nb_weight: float = 0.5
     nb_smoothing: float = 0.03
+    # German–English concept space for cross-language near-duplicates (``training.concepts``):
+    # its dimensions (0: none), the pair documents a word must occur in, and the cosine from
+    # which two requests in different languages count as the same wish.
+    concept_dims: int = 200
+    concept_min_df: int = 2
+    concept_link_similarity: float = 0.6
     cv_folds: int = 5
     seed: int = 13
     # F-beta per label for threshold tuning on out-of-fold scores; beta > 1 favours recall.
@@ -83,5 +89,17 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
     smoothing = raw.get("nb_smoothing")
     if "nb_smoothing" in raw and (not isinstance(smoothing, int | float) or smoothing <= 0):
         raise ValueError(f"{path}: nb_smoothing: expected a number above 0, got {smoothing!r}")
+    for key, low in (("concept_dims", 0), ("concept_min_df", 1)):
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise ValueError(f"{path}: {key}: expected a whole number >= {low}, got {value!r}")
+    link = raw.get("concept_link_similarity")
+    if "concept_link_similarity" in raw and (
+        not isinstance(link, int | float) or not 0 < link <= 1
+    ):
+        raise ValueError(
+            f"{path}: concept_link_similarity: expected a cosine above 0 and at most 1, "
+            f"got {link!r}"
+        )
     config = TrainConfig(**raw)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,7 @@ from model.estimator import (
     best_similarity,
 )
 from model.text import Analysis, analyze, identity_features
+from training.concepts import evaluate_concept_space, fit_concept_space, translation_pairs
 from training.config import TrainConfig
 from training.data import Sample
 
@@ -219,6 +221,7 @@ class FitReport:
     oof_probabilities: np.ndarray
     thresholds: dict[str, float]
     platt: dict[str, tuple[float, float]]
+    concepts: dict[str, Any] | None = None  # ``training.concepts.evaluate_concept_space``
 
 
 def fit_estimator(
@@ -282,7 +285,13 @@ def fit_estimator(
     topic = estimator.topic_vectors(X_indexed)
     estimator.index.novelty_threshold = novelty_threshold(topic, config.novelty_quantile)
     progress("similarity index", 1, 1)
-    return estimator, FitReport(oof_probabilities, thresholds, platt)
+
+    progress("concept space", 0, 1)
+    pairs = translation_pairs(samples)
+    estimator.concepts = fit_concept_space(analyses, pairs, config)
+    concepts_report = evaluate_concept_space(analyses, pairs, config)
+    progress("concept space", 1, 1)
+    return estimator, FitReport(oof_probabilities, thresholds, platt, concepts_report)
 
 
 def novelty_threshold(X: object, quantile: float) -> float:

@@ -237,7 +237,7 @@ def retrain(
                     "registry (triage models use VERSION) before retraining"
                 ) from exc
 
-        estimator, _ = fit_estimator(train_samples, config, progress)
+        estimator, fit_report = fit_estimator(train_samples, config, progress)
         git_sha, dirty = git_revision()
         challenger_version = registry.new_version_id(git_sha)
         challenger = TriageModel(estimator, challenger_version)
@@ -293,6 +293,7 @@ def retrain(
             "metrics": scores["challenger"]["eval"],
             "yardstick_metrics": scores["challenger"]["yardstick"],
             "retrain_run": run_id,
+            "concepts": fit_report.concepts,
             "code": {"git_sha": git_sha, "dirty": dirty},
             "libs": library_versions(),
         }

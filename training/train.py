@@ -110,6 +110,7 @@ def train(
         "metrics": metrics,
         "cv_thresholds": fit_report.thresholds,
         "novelty_threshold": estimator.index.novelty_threshold,
+        "concepts": fit_report.concepts,
         "code": {"git_sha": git_sha, "dirty": dirty},
         "libs": library_versions(),
     }

@@ -125,10 +125,24 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         ("nb_weight = 1.5", "nb_weight"),
         ("nb_weight = 'half'", "nb_weight"),
         ("nb_smoothing = 0", "nb_smoothing"),
+        ("concept_dims = -1", "concept_dims"),
+        ("concept_dims = 2.5", "concept_dims"),
+        ("concept_min_df = 0", "concept_min_df"),
+        ("concept_link_similarity = 0", "concept_link_similarity"),
+        ("concept_link_similarity = 1.2", "concept_link_similarity"),
     ],
-    ids=["weight-above-1", "weight-not-a-number", "smoothing-zero"],
+    ids=[
+        "weight-above-1",
+        "weight-not-a-number",
+        "smoothing-zero",
+        "concept-dims-negative",
+        "concept-dims-fraction",
+        "concept-min-df-zero",
+        "link-similarity-zero",
+        "link-similarity-above-1",
+    ],
 )
-def test_a_bad_prior_setting_is_named(tmp_path: Path, line: str, key: str) -> None:
+def test_a_bad_setting_is_named(tmp_path: Path, line: str, key: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(line + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=rf"config\.toml: {key}: expected"):
