@@ -1,9 +1,13 @@
 """Demand signal: near-duplicates among earlier stored requests, and who asked.
 
 One text cannot show that a wish is wanted widely; many partners asking for the same thing
-can. Each stored request is compared (cosine similarity of ``TriageModel.vectors``) with every
-earlier stored request; those at or above ``TRIAGE_DEMAND_SIMILARITY`` (default 0.5) are its
-near-duplicates and are linked in the store.
+can. Each stored request is compared (cosine similarity of ``TriageModel.vectors``: words and
+character n-grams) with every earlier stored request; those at or above
+``TRIAGE_DEMAND_SIMILARITY`` (default 0.5) are its near-duplicates and are linked in the store.
+Words rarely match across languages, so a German and an English request are also compared in
+the model's German–English concept space (``model.concepts``), and linked at its
+``link_similarity`` (0.6 by default, set in training): the same wish from a German- and an
+English-speaking partner is one demand, not two. Such links are marked ``cross_language``.
 
 Counts reported in ``demand``:
 - ``similar_requests``: earlier near-duplicates;
@@ -35,6 +39,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
 
 from model import TriageModel
@@ -54,12 +59,16 @@ def _name(value: str | None) -> str | None:
     return value or None
 
 
+_SPACE_LANGS = ("de", "en")  # the languages the concept space is fitted on
+
+
 @dataclass(frozen=True)
 class Neighbour:
     id: int
     similarity: float
     partner: str | None
     customer: str | None
+    cross_language: bool = False
 
 
 class DemandIndex:
@@ -76,47 +85,75 @@ class DemandIndex:
         self._version: str | None = None
         self._last_id = 0
         self._matrix: sp.csr_matrix | None = None
+        self._concepts: np.ndarray | None = None
+        self._link_similarity: float | None = None
         self._ids: list[int] = []
+        self._langs: list[str] = []
         self._partners: list[str | None] = []
         self._customers: list[str | None] = []
 
     def _catch_up(self, model: TriageModel) -> None:
         if model.version != self._version:
-            self._version, self._last_id, self._matrix = model.version, 0, None
-            self._ids, self._partners, self._customers = [], [], []
+            self._version, self._last_id = model.version, 0
+            self._matrix, self._concepts = None, None
+            self._link_similarity = model.concept_link_similarity
+            self._ids, self._langs, self._partners, self._customers = [], [], [], []
         while True:
             rows = self.store.requests_after(self._last_id)
             if not rows:
                 return
-            vectors = model.vectors([compose(r["title"], r["text"]) for r in rows])
-            self._matrix = (
-                vectors
-                if self._matrix is None
-                else sp.vstack([self._matrix, vectors], format="csr")
-            )
+            found = model.comparable([compose(r["title"], r["text"]) for r in rows])
+            if self._matrix is None:
+                self._matrix, self._concepts = found.lexical, found.concepts
+            else:
+                self._matrix = sp.vstack([self._matrix, found.lexical], format="csr")
+                if found.concepts is not None and self._concepts is not None:
+                    self._concepts = np.vstack([self._concepts, found.concepts])
             self._ids.extend(int(r["id"]) for r in rows)
+            self._langs.extend(found.langs)
             self._partners.extend(_name(r["partner"]) for r in rows)
             self._customers.extend(_name(r["customer"]) for r in rows)
             self._last_id = int(rows[-1]["id"])
 
     def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
-        """Stored requests at or above the threshold, most similar first."""
+        """Stored requests at or above a threshold, most similar first.
+
+        Any two requests are linked at ``threshold`` by words and characters; two in different
+        languages also at the model's ``concept_link_similarity`` in its concept space, and
+        such a link reports that similarity.
+        """
         self.erasures.refresh()
         erased = self.erasures.ids
         with self._lock:
             self._catch_up(model)
             if self._matrix is None or not self._ids:
                 return []
-            vector = model.vectors([text])
-            sims = (self._matrix @ vector.T).toarray().ravel()
+            query = model.comparable([text])
+            sims = (self._matrix @ query.lexical.T).toarray().ravel()
+            langs = np.array(self._langs)
+            other_lang = langs != query.langs[0]
+            linked = sims >= self.threshold
+            link_similarity = self._link_similarity
+            if self._concepts is not None and query.concepts is not None and link_similarity:
+                in_space = np.isin(langs, _SPACE_LANGS) & (query.langs[0] in _SPACE_LANGS)
+                concept_sims = self._concepts @ query.concepts[0]
+                by_concept = other_lang & in_space & ~linked & (concept_sims >= link_similarity)
+                sims = np.where(by_concept, concept_sims, sims)
+                linked |= by_concept
             hits = [
-                (i, float(s))
-                for i, s in enumerate(sims)
-                if s >= self.threshold and self._ids[i] not in erased
+                (int(i), float(sims[i]))
+                for i in np.flatnonzero(linked)
+                if self._ids[i] not in erased
             ]
             hits.sort(key=lambda h: -h[1])
             return [
-                Neighbour(self._ids[i], round(s, 4), self._partners[i], self._customers[i])
+                Neighbour(
+                    self._ids[i],
+                    round(s, 4),
+                    self._partners[i],
+                    self._customers[i],
+                    bool(other_lang[i]),
+                )
                 for i, s in hits
             ]
 
@@ -134,7 +171,11 @@ class DemandIndex:
             "broad": len(partners) >= self.min_partners,
             "min_partners": self.min_partners,
             "similarity_threshold": self.threshold,
-            "similar": [{"id": n.id, "similarity": n.similarity} for n in neighbours[:10]],
+            "cross_language_threshold": self._link_similarity,
+            "similar": [
+                {"id": n.id, "similarity": n.similarity, "cross_language": n.cross_language}
+                for n in neighbours[:10]
+            ],
             "outcome_before": None,
         }
 

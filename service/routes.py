@@ -158,6 +158,17 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _link(link: tuple[int, float, str], lang: str) -> dict[str, Any]:
+    """A near-duplicate link as ``Link``: the other request's id, similarity and language."""
+    other, similarity, other_lang = link
+    return {
+        "id": other,
+        "similarity": similarity,
+        "lang": other_lang,
+        "cross_language": other_lang != lang,
+    }
+
+
 def _review_out(row: dict[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in s.ReviewOut.model_fields}
 
@@ -317,8 +328,8 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
         "suggestion": row["suggestion"],
         "review": current,
         "reviews": history,
-        "earlier_similar": [{"id": i, "similarity": sim} for i, sim in row["earlier_similar"]],
-        "later_similar": [{"id": i, "similarity": sim} for i, sim in row["later_similar"]],
+        "earlier_similar": [_link(link, row["lang"]) for link in row["earlier_similar"]],
+        "later_similar": [_link(link, row["lang"]) for link in row["later_similar"]],
     }
     if suggestion_hidden(row):
         out.update(dict.fromkeys(_REQUEST_SUGGESTION_FIELDS))
@@ -526,6 +537,7 @@ def model_card(state: StateDep) -> Any:
         "thresholds": model.thresholds if model else {},
         "uncertainty_band": holder.uncertainty_band,
         "metrics": manifest.get("metrics", {}),
+        "concepts": manifest.get("concepts"),
         "data": {"train": manifest.get("data", []), "eval": manifest.get("eval_data")},
         "config": manifest.get("config", {}),
         "code": manifest.get("code", {}),

@@ -80,6 +80,12 @@ class SimilarPast(BaseModel):
 class SimilarStored(BaseModel):
     id: int
     similarity: float
+    cross_language: bool = Field(
+        default=False,
+        description="The two are in different languages (German and English); the similarity "
+        "is then the one that linked them: by words and characters, or in the model's "
+        "German–English concept space.",
+    )
 
 
 class Demand(BaseModel):
@@ -89,6 +95,11 @@ class Demand(BaseModel):
     broad: bool = Field(description="partners >= min_partners.")
     min_partners: int
     similarity_threshold: float
+    cross_language_threshold: float | None = Field(
+        default=None,
+        description="Cosine in the model's German–English concept space from which a request "
+        "in the other language is linked; null when the model has no such space.",
+    )
     similar: list[SimilarStored] = Field(description="Up to 10, most similar first.")
     outcome_before: Outcome | None = Field(
         default=None, description="The model's outcome when the demand changed it."
@@ -177,6 +188,8 @@ class ErasureOut(BaseModel):
 class Link(BaseModel):
     id: int
     similarity: float
+    lang: str = Field(description="The linked request's language.")
+    cross_language: bool = Field(description="Its language differs from this request's.")
 
 
 class RequestCreatedOut(BaseModel):
@@ -245,6 +258,12 @@ class ModelOut(BaseModel):
     thresholds: dict[str, float]
     uncertainty_band: float
     metrics: dict[str, Any]
+    concepts: dict[str, Any] | None = Field(
+        description="The German–English concept space that links requests across languages: "
+        "its link similarity and, cross-validated on the training translations, the share of "
+        "translations it links, finds as the nearest, and of different requests it links. "
+        "Null for a model without one."
+    )
     data: dict[str, Any] = Field(description="Training and evaluation data summary.")
     config: dict[str, Any]
     code: dict[str, Any]

@@ -499,19 +499,22 @@ class Store:
                     .order_by(reviews.c.id)
                 )
             ]
+            other = feature_requests.alias("other")
             earlier = conn.execute(
-                sa.select(request_links.c.similar_id, request_links.c.similarity)
+                sa.select(request_links.c.similar_id, request_links.c.similarity, other.c.lang)
+                .join(other, other.c.id == request_links.c.similar_id)
                 .where(request_links.c.request_id == request_id)
                 .order_by(request_links.c.similarity.desc())
             ).all()
             later = conn.execute(
-                sa.select(request_links.c.request_id, request_links.c.similarity)
+                sa.select(request_links.c.request_id, request_links.c.similarity, other.c.lang)
+                .join(other, other.c.id == request_links.c.request_id)
                 .where(request_links.c.similar_id == request_id)
                 .order_by(request_links.c.request_id)
             ).all()
         request["reviews"] = history
-        request["earlier_similar"] = [(int(i), float(s)) for i, s in earlier]
-        request["later_similar"] = [(int(i), float(s)) for i, s in later]
+        request["earlier_similar"] = [(int(i), float(s), lang) for i, s, lang in earlier]
+        request["later_similar"] = [(int(i), float(s), lang) for i, s, lang in later]
         return request
 
     def list_requests(

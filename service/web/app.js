@@ -596,7 +596,8 @@
     $("req-demand").textContent = text;
     const links = clear($("req-demand-links"));
     for (const link of request.earlier_similar || []) {
-      links.append(el("li", {}, el("a", { href: `#/request/${link.id}` }, `#${link.id}`), ` (${link.similarity.toFixed(2)})`));
+      const other = link.cross_language ? `, ${link.lang.toUpperCase()}` : "";
+      links.append(el("li", {}, el("a", { href: `#/request/${link.id}` }, `#${link.id}`), ` (${link.similarity.toFixed(2)}${other})`));
     }
   }
 

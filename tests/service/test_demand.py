@@ -39,6 +39,29 @@ def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
     assert third["id"] in {link["id"] for link in back["later_similar"]}
 
 
+@on_both_backends
+def test_the_same_wish_in_the_other_language_is_one_demand(client: TestClient) -> None:
+    """Words hardly match across languages; the model's concept space links the two."""
+    first = intake(client, SECURITY, partner="Muster IT")
+    english = "Please 2FA for the admin portal, passwords alone are not enough"
+    second = intake(client, english, partner="Acme UK")
+    demand = second["suggestion"]["demand"]
+    assert demand["similar_requests"] == 1 and demand["partners"] == 2
+    (link,) = demand["similar"]
+    assert link["id"] == first["id"] and link["cross_language"] is True
+    link_similarity = client.get("/v1/model").json()["concepts"]["link_similarity"]
+    assert demand["cross_language_threshold"] == link_similarity
+    assert link["similarity"] >= link_similarity
+    stored = client.get(f"/v1/requests/{second['id']}", headers=AUTH).json()
+    assert stored["earlier_similar"] == [
+        {"id": first["id"], "similarity": link["similarity"], "lang": "de", "cross_language": True}
+    ]
+    back = client.get(f"/v1/requests/{first['id']}", headers=AUTH).json()
+    assert [(x["id"], x["lang"], x["cross_language"]) for x in back["later_similar"]] == [
+        (second["id"], "en", True)
+    ]
+
+
 def test_unrelated_requests_are_not_linked(client: TestClient) -> None:
     intake(client, NARROW, partner="A")
     other = intake(client, SECURITY, partner="B")

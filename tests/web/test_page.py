@@ -243,6 +243,27 @@ def test_an_erased_request_shows_why_and_cannot_be_reviewed(
     watch.assert_clean(page)
 
 
+def test_a_link_to_a_request_in_the_other_language_says_so(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    german = intake(
+        server, {"text": "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht"}
+    )
+    english = intake(
+        server, {"text": "Please 2FA for the admin portal, passwords alone are not enough"}
+    )
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{english['id']}")
+    wait_for_request(page, english["id"])
+    link = page.locator("#req-demand-links li")
+    link.first.wait_for()
+    assert link.count() == 1
+    assert re.fullmatch(rf"#{german['id']} \(0\.\d\d, DE\)", link.first.text_content() or "")
+    assert "1 earlier similar request" in (page.locator("#req-demand").text_content() or "")
+    watch.assert_clean(page)
+
+
 def test_blind_review_hides_the_suggestion_until_decided(
     start_web: Callable[..., ThreadedServer],
     open_page: Callable[..., tuple[Any, Watch]],
