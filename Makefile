@@ -28,6 +28,7 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/crosslang.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
