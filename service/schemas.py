@@ -82,8 +82,8 @@ class SimilarStored(BaseModel):
     similarity: float
     cross_language: bool = Field(
         default=False,
-        description="The two are in different languages (German and English); the similarity "
-        "is then the one that linked them: by words and characters, or in the model's "
+        description="The two are in different languages; the similarity is then the one that "
+        "linked them: by words and characters, or (German and English) in the model's "
         "German–English concept space.",
     )
 
