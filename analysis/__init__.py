@@ -14,6 +14,7 @@ line up by index and compare column by column.
 """
 
 from analysis.data import SAMPLE_PATHS, add_text_stats, load_samples
+from analysis.duplicates import near_duplicates, wish_groups
 from analysis.feedback import (
     agreement_over_time,
     corrections,
@@ -61,6 +62,7 @@ __all__ = [
     "load_version",
     "mistakes",
     "mix_over_time",
+    "near_duplicates",
     "period",
     "pr_curves",
     "report_pictures",
@@ -68,4 +70,5 @@ __all__ = [
     "suggest_frame",
     "telling_terms",
     "threshold_sweep",
+    "wish_groups",
 ]

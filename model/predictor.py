@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from model.estimator import TriageEstimator
+from model.links import Comparable
 from model.outcome import decide_outcome
 from model.suggestion import Evidence, Ignored, LabelScore, SimilarRequest, Suggestion
 from model.text import Analysis, analyze, has_control_chars
@@ -107,14 +108,6 @@ def _merge_spans(
                 continue
         merged.append([start, end, weight])
     return [(s, e, w) for s, e, w in merged]
-
-
-class Comparable(NamedTuple):
-    """Texts as ``TriageModel.comparable`` returns them: one entry or row per text."""
-
-    lexical: sp.csr_matrix
-    concepts: np.ndarray | None
-    langs: list[str]
 
 
 class _Reasons(NamedTuple):

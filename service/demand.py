@@ -43,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from model import TriageModel
+from model.links import Comparable, links
 from service.erasure import Erasures
 from service.store import Store
 
@@ -57,9 +58,6 @@ def compose(title: str | None, text: str) -> str:
 def _name(value: str | None) -> str | None:
     value = (value or "").strip().casefold()
     return value or None
-
-
-_SPACE_LANGS = ("de", "en")  # the languages the concept space is fitted on
 
 
 @dataclass(frozen=True)
@@ -116,12 +114,7 @@ class DemandIndex:
             self._last_id = int(rows[-1]["id"])
 
     def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
-        """Stored requests at or above a threshold, most similar first.
-
-        Any two requests are linked at ``threshold`` by words and characters; two in different
-        languages also at the model's ``concept_link_similarity`` in its concept space, and
-        such a link reports that similarity.
-        """
+        """Stored requests ``text`` is a near-duplicate of (``model.links``), most similar first."""
         self.erasures.refresh()
         erased = self.erasures.ids
         with self._lock:
@@ -129,20 +122,12 @@ class DemandIndex:
             if self._matrix is None or not self._ids:
                 return []
             query = model.comparable([text])
-            sims = (self._matrix @ query.lexical.T).toarray().ravel()
-            langs = np.array(self._langs)
-            other_lang = langs != query.langs[0]
-            linked = sims >= self.threshold
-            link_similarity = self._link_similarity
-            if self._concepts is not None and query.concepts is not None and link_similarity:
-                in_space = np.isin(langs, _SPACE_LANGS) & (query.langs[0] in _SPACE_LANGS)
-                concept_sims = self._concepts @ query.concepts[0]
-                by_concept = other_lang & in_space & ~linked & (concept_sims >= link_similarity)
-                sims = np.where(by_concept, concept_sims, sims)
-                linked |= by_concept
+            stored = Comparable(self._matrix, self._concepts, self._langs)
+            found = links(query, stored, self.threshold, self._link_similarity)
+            similarity, cross_language = found.similarity[0], found.cross_language[0]
             hits = [
-                (int(i), float(sims[i]))
-                for i in np.flatnonzero(linked)
+                (int(i), float(similarity[i]))
+                for i in np.flatnonzero(found.linked[0])
                 if self._ids[i] not in erased
             ]
             hits.sort(key=lambda h: -h[1])
@@ -152,7 +137,7 @@ class DemandIndex:
                     round(s, 4),
                     self._partners[i],
                     self._customers[i],
-                    bool(other_lang[i]),
+                    bool(cross_language[i]),
                 )
                 for i, s in hits
             ]

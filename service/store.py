@@ -818,6 +818,8 @@ class Store:
                         feature_requests.c.text,
                         feature_requests.c.lang,
                         feature_requests.c.source,
+                        feature_requests.c.partner,
+                        feature_requests.c.customer,
                         feature_requests.c.received_at,
                         feature_requests.c.model_version,
                         feature_requests.c.suggested_labels,
