@@ -1,0 +1,64 @@
+"""The demand index grows in blocks as requests come in, and answers as if it held one matrix."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from model import TriageModel
+from service.demand import DemandIndex
+
+EVAL = Path(__file__).resolve().parents[2] / "data" / "samples" / "eval.jsonl"
+TWINS = [
+    "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht",
+    "Please 2FA for the admin portal, passwords alone are not enough",
+    "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht!",
+]
+
+
+class Rows:
+    """What ``DemandIndex`` reads of the store: requests after an id, oldest first."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, text: str) -> None:
+        n = len(self.rows) + 1
+        self.rows.append(
+            {"id": n, "title": None, "text": text, "partner": f"p{n % 5}", "customer": None}
+        )
+
+    def requests_after(self, last_id: int, limit: int = 5000) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["id"] > last_id][:limit]
+
+
+class NoErasures:
+    ids: frozenset[int] = frozenset()
+
+    def refresh(self) -> None:
+        return None
+
+
+def test_blocks_halve_and_answer_like_one_matrix(trained_model: TriageModel) -> None:
+    texts = [json.loads(line)["text"] for line in EVAL.read_text(encoding="utf-8").splitlines()]
+    texts = texts[:45] + TWINS + texts[45:60]
+    store = Rows()
+    growing = DemandIndex(store, NoErasures(), threshold=0.5, min_partners=3)  # type: ignore[arg-type]
+    for text in texts:  # as at intake: compare, then store
+        growing.neighbours(trained_model, text)
+        store.add(text)
+    growing.neighbours(trained_model, texts[0])  # catches up with the last one stored
+    sizes = [block.lexical.shape[0] for block in growing._blocks]
+    assert sum(sizes) == len(texts)
+    assert all(a >= 2 * b for a, b in itertools.pairwise(sizes)), sizes
+    assert len(sizes) <= math.log2(len(texts)) + 1
+    whole = DemandIndex(store, NoErasures(), threshold=0.5, min_partners=3)  # type: ignore[arg-type]
+    for query in (*TWINS, texts[3]):
+        found = growing.neighbours(trained_model, query)
+        assert found == whole.neighbours(trained_model, query)
+    twins = growing.neighbours(trained_model, TWINS[0])
+    assert {n.id for n in twins} >= {46, 47, 48}  # the twins' ids: linked, across languages too
+    assert [n.cross_language for n in twins if n.id == 47] == [True]
