@@ -8,15 +8,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from model import TriageModel
-from model.links import Comparable, links
+from model.links import links
 
 DUPLICATE_COLUMNS = ("first", "second", "similarity", "cross_language", "first_lang", "second_lang")
 _BLOCK = 1000  # query rows compared at once: a block × all rows of floats at a time
-
-
-def _rows(found: Comparable, start: int, stop: int) -> Comparable:
-    concepts = None if found.concepts is None else found.concepts[start:stop]
-    return Comparable(found.lexical[start:stop], concepts, found.langs[start:stop])
 
 
 def near_duplicates(
@@ -42,7 +37,7 @@ def near_duplicates(
     parts: list[pd.DataFrame] = []
     for start in range(0, len(texts), _BLOCK):
         stop = min(start + _BLOCK, len(texts))
-        block = links(_rows(found, start, stop), found, threshold, model.concept_link_similarity)
+        block = links(found.rows(start, stop), found, threshold, model.concept_link_similarity)
         rows, cols = np.nonzero(block.linked)
         rows_abs = rows + start
         later = cols > rows_abs  # each pair once, and never a text with itself

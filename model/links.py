@@ -24,6 +24,26 @@ class Comparable(NamedTuple):
     concepts: np.ndarray | None
     langs: list[str]
 
+    @property
+    def n_texts(self) -> int:
+        return int(self.lexical.shape[0])
+
+    def rows(self, start: int, stop: int) -> Comparable:
+        """Texts ``start`` to ``stop`` (exclusive)."""
+        concepts = None if self.concepts is None else self.concepts[start:stop]
+        return Comparable(self.lexical[start:stop], concepts, self.langs[start:stop])
+
+    def stacked(self, other: Comparable) -> Comparable:
+        """These texts, then ``other``'s: a copy of both."""
+        concepts = None
+        if self.concepts is not None and other.concepts is not None:
+            concepts = np.vstack([self.concepts, other.concepts])
+        return Comparable(
+            sp.vstack([self.lexical, other.lexical], format="csr"),
+            concepts,
+            self.langs + other.langs,
+        )
+
 
 class Links(NamedTuple):
     """Query rows × candidate rows."""

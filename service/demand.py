@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from model import TriageModel
 from model.links import Comparable, links
@@ -58,21 +57,6 @@ def compose(title: str | None, text: str) -> str:
 def _name(value: str | None) -> str | None:
     value = (value or "").strip().casefold()
     return value or None
-
-
-def _rows(block: Comparable) -> int:
-    return int(block.lexical.shape[0])
-
-
-def _stacked(first: Comparable, second: Comparable) -> Comparable:
-    concepts = None
-    if first.concepts is not None and second.concepts is not None:
-        concepts = np.vstack([first.concepts, second.concepts])
-    return Comparable(
-        sp.vstack([first.lexical, second.lexical], format="csr"),
-        concepts,
-        first.langs + second.langs,
-    )
 
 
 @dataclass(frozen=True)
@@ -108,9 +92,9 @@ class DemandIndex:
 
     def _append(self, found: Comparable) -> None:
         self._blocks.append(found)
-        while len(self._blocks) > 1 and _rows(self._blocks[-2]) < 2 * _rows(self._blocks[-1]):
+        while len(self._blocks) > 1 and self._blocks[-2].n_texts < 2 * self._blocks[-1].n_texts:
             last = self._blocks.pop()
-            self._blocks[-1] = _stacked(self._blocks[-1], last)
+            self._blocks[-1] = self._blocks[-1].stacked(last)
 
     def _catch_up(self, model: TriageModel) -> None:
         if model.version != self._version:
