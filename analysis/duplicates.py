@@ -9,6 +9,7 @@ from scipy.sparse.csgraph import connected_components
 
 from model import TriageModel
 from model.links import links
+from service.demand import name_key
 
 DUPLICATE_COLUMNS = ("first", "second", "similarity", "cross_language", "first_lang", "second_lang")
 _BLOCK = 1000  # query rows compared at once: a block × all rows of floats at a time
@@ -61,9 +62,7 @@ def near_duplicates(
 
 
 def _distinct(values: pd.Series) -> int:
-    names = {str(v).strip().casefold() for v in values.dropna()}
-    names.discard("")
-    return len(names)
+    return len({name_key(str(v)) for v in values.dropna()} - {None})
 
 
 def wish_groups(pairs: pd.DataFrame, frame: pd.DataFrame, min_requests: int = 2) -> pd.DataFrame:
@@ -71,8 +70,9 @@ def wish_groups(pairs: pd.DataFrame, frame: pd.DataFrame, min_requests: int = 2)
 
     A group is one wish asked several times. Columns: ``requests`` (ids in the frame's order),
     ``n_requests``, ``partners`` and ``customers`` (distinct non-empty names, compared as the
-    demand signal compares them; only when ``frame`` has those columns), ``langs`` and ``text``
-    (the first request's opening). Most partners first, then most requests.
+    demand signal compares them, by ``service.demand.name_key``; only when ``frame`` has those
+    columns), ``langs`` and ``text`` (the first request's opening). Most partners first, then
+    most requests.
 
     >>> wish_groups(near_duplicates(model, reviews), reviews)   # doctest: +SKIP
     """

@@ -54,7 +54,8 @@ def compose(title: str | None, text: str) -> str:
     return f"{title}\n\n{text}" if title else text
 
 
-def _name(value: str | None) -> str | None:
+def name_key(value: str | None) -> str | None:
+    """A partner's or customer's name as names are compared: trimmed, case-folded; None if empty."""
     value = (value or "").strip().casefold()
     return value or None
 
@@ -107,8 +108,8 @@ class DemandIndex:
                 return
             self._append(model.comparable([compose(r["title"], r["text"]) for r in rows]))
             self._ids.extend(int(r["id"]) for r in rows)
-            self._partners.extend(_name(r["partner"]) for r in rows)
-            self._customers.extend(_name(r["customer"]) for r in rows)
+            self._partners.extend(name_key(r["partner"]) for r in rows)
+            self._customers.extend(name_key(r["customer"]) for r in rows)
             self._last_id = int(rows[-1]["id"])
 
     def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
@@ -144,8 +145,8 @@ class DemandIndex:
     def demand(
         self, neighbours: list[Neighbour], partner: str | None, customer: str | None
     ) -> dict[str, Any]:
-        partners = {n.partner for n in neighbours} | {_name(partner)}
-        customers = {n.customer for n in neighbours} | {_name(customer)}
+        partners = {n.partner for n in neighbours} | {name_key(partner)}
+        customers = {n.customer for n in neighbours} | {name_key(customer)}
         partners.discard(None)
         customers.discard(None)
         return {
