@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,27 @@ class TrainConfig:
         return asdict(self)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Settings checked only when the file gives them: what passes, and what the error expects.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "nb_weight": (lambda v: _number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "nb_smoothing": (lambda v: _number(v) and v > 0, "a number above 0"),
+    "concept_dims": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
+    "concept_min_df": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "concept_link_similarity": (
+        lambda v: _number(v) and 0 < v <= 1,
+        "a cosine above 0 and at most 1",
+    ),
+}
+
+
 def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig:
     """Read a TOML config (default: ``training/configs/default.toml``) and apply overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
@@ -83,23 +105,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
                 f"{path}: fixed_thresholds.{label}: expected a label of {', '.join(LABELS)} "
                 f"and a probability between 0 and 1, got {value!r}"
             )
-    weight = raw.get("nb_weight")
-    if "nb_weight" in raw and (not isinstance(weight, int | float) or not 0 <= weight <= 1):
-        raise ValueError(f"{path}: nb_weight: expected a number from 0 to 1, got {weight!r}")
-    smoothing = raw.get("nb_smoothing")
-    if "nb_smoothing" in raw and (not isinstance(smoothing, int | float) or smoothing <= 0):
-        raise ValueError(f"{path}: nb_smoothing: expected a number above 0, got {smoothing!r}")
-    for key, low in (("concept_dims", 0), ("concept_min_df", 1)):
-        value = raw.get(key)
-        if key in raw and (not isinstance(value, int) or isinstance(value, bool) or value < low):
-            raise ValueError(f"{path}: {key}: expected a whole number >= {low}, got {value!r}")
-    link = raw.get("concept_link_similarity")
-    if "concept_link_similarity" in raw and (
-        not isinstance(link, int | float) or not 0 < link <= 1
-    ):
-        raise ValueError(
-            f"{path}: concept_link_similarity: expected a cosine above 0 and at most 1, "
-            f"got {link!r}"
-        )
+    for key, (fits, expected) in _RANGES.items():
+        if key in raw and not fits(raw[key]):
+            raise ValueError(f"{path}: {key}: expected {expected}, got {raw[key]!r}")
     config = TrainConfig(**raw)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
