@@ -35,6 +35,7 @@ from model.text import analyze  # noqa: E402
 from training.concepts import (  # noqa: E402
     evaluate_concept_space,
     fit_concept_space,
+    pair_counts,
     translation_pairs,
 )
 from training.config import load_config  # noqa: E402
@@ -46,13 +47,14 @@ LINKS = (0.5, 0.6, 0.7)
 DIMENSIONS = (100, 200, 300)
 
 
-def figures(sims: np.ndarray, other: np.ndarray, link: float) -> tuple[float, float, float]:
-    own = np.diag(sims)
-    best_other = np.where(other, sims, -np.inf).max(axis=1)
+def figures(
+    sims: np.ndarray, langs_l: list[str], langs_r: list[str], link: float
+) -> tuple[float, float, float]:
+    counts = pair_counts(sims, langs_l, langs_r, link)
     return (
-        float(np.mean(own >= link)),
-        float(np.mean(own > best_other)),
-        float(np.mean(sims[other] >= link)),
+        counts.linked / len(sims),
+        counts.nearest / len(sims),
+        counts.different_linked / counts.different,
     )
 
 
@@ -68,12 +70,14 @@ def main() -> None:
     pairs = translation_pairs(train)
     left = [analyze(a.text) for a, _ in held_out]
     right = [analyze(b.text) for _, b in held_out]
-    langs_l = np.array([a.lang for a in left])
-    langs_r = np.array([b.lang for b in right])
-    other = (langs_l[:, None] != langs_r[None, :]) & ~np.eye(len(held_out), dtype=bool)
+    langs_l = [a.lang for a in left]
+    langs_r = [b.lang for b in right]
+    space = fit_features(analyses, config)
+    lexical = (space.transform(left) @ space.transform(right).T).toarray()
     print(
         f"{len(pairs)} training pairs; {len(held_out)} held-out pairs, "
-        f"{int(other.sum())} pairs of different requests in different languages\n"
+        f"{pair_counts(lexical, langs_l, langs_r, 0.5).different} pairs of different requests "
+        "in different languages\n"
     )
 
     print(
@@ -81,16 +85,14 @@ def main() -> None:
         "different requests linked |"
     )
     print("|---|---|---|---|---|")
-    space = fit_features(analyses, config)
-    lexical = (space.transform(left) @ space.transform(right).T).toarray()
-    linked, nearest, wrong = figures(lexical, other, 0.5)
+    linked, nearest, wrong = figures(lexical, langs_l, langs_r, 0.5)
     print(f"| words and characters | 0.5 | {linked:.3f} | {nearest:.3f} | {wrong:.5f} |")
     for dims in DIMENSIONS:
         fitted = fit_concept_space(analyses, pairs, replace(config, concept_dims=dims))
         assert fitted is not None
         sims = fitted.vectors(left) @ fitted.vectors(right).T
         for link in LINKS:
-            linked, nearest, wrong = figures(sims, other, link)
+            linked, nearest, wrong = figures(sims, langs_l, langs_r, link)
             mark = (
                 " (default)"
                 if (dims, link)

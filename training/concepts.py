@@ -13,7 +13,7 @@ cross-language pairs of *different* requests reach it. Those figures go into the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
@@ -65,6 +65,30 @@ def fit_concept_space(
     )
 
 
+class PairCounts(NamedTuple):
+    linked: int  # pairs whose translation reaches the link similarity
+    nearest: int  # pairs whose translation is the most similar text in the other language
+    different: int  # (original, another pair's translation) in different languages
+    different_linked: int  # of those, reaching the link similarity
+
+
+def pair_counts(
+    sims: np.ndarray, langs_originals: list[str], langs_translations: list[str], link: float
+) -> PairCounts:
+    """Counts over ``sims`` of originals (rows) × translations (columns), pair i being (i, i)."""
+    langs_a = np.array(langs_originals)[:, None]
+    langs_b = np.array(langs_translations)[None, :]
+    other = (langs_a != langs_b) & ~np.eye(len(sims), dtype=bool)
+    own = np.diag(sims)
+    best_other = np.where(other, sims, -np.inf).max(axis=1)
+    return PairCounts(
+        linked=int((own >= link).sum()),
+        nearest=int((own > best_other).sum()),
+        different=int(other.sum()),
+        different_linked=int((sims[other] >= link).sum()),
+    )
+
+
 def evaluate_concept_space(
     analyses: list[Analysis], pairs: list[tuple[int, int]], config: TrainConfig
 ) -> dict[str, Any] | None:
@@ -81,16 +105,16 @@ def evaluate_concept_space(
         held_out = [pairs[i] for i in test_idx]
         originals = space.vectors([analyses[a] for a, _ in held_out])
         translations = space.vectors([analyses[b] for _, b in held_out])
-        sims = originals @ translations.T
-        own = np.diag(sims).copy()
-        langs_a = np.array([analyses[a].lang for a, _ in held_out])
-        langs_b = np.array([analyses[b].lang for _, b in held_out])
-        other = (langs_a[:, None] != langs_b[None, :]) & ~np.eye(len(held_out), dtype=bool)
-        best_other = np.where(other, sims, -np.inf).max(axis=1)
-        linked += int((own >= space.link_similarity).sum())
-        nearest += int((own > best_other).sum())
-        unrelated += int((sims[other] >= space.link_similarity).sum())
-        unrelated_total += int(other.sum())
+        counts = pair_counts(
+            originals @ translations.T,
+            [analyses[a].lang for a, _ in held_out],
+            [analyses[b].lang for _, b in held_out],
+            space.link_similarity,
+        )
+        linked += counts.linked
+        nearest += counts.nearest
+        unrelated += counts.different_linked
+        unrelated_total += counts.different
     return {
         "pairs": len(pairs),
         "folds": folds,
