@@ -33,7 +33,9 @@ import sklearn
 from model.estimator import TriageEstimator
 from model.predictor import DEFAULT_BAND, TriageModel
 
-ARTIFACT_FORMAT = 2  # 2: two feature blocks, the concept lexicon removed
+# 2: two feature blocks, the concept lexicon removed; 3: hyphenated words split into their
+# parts in German too (``model.text``), so a format-2 vocabulary holds words no longer read.
+ARTIFACT_FORMAT = 3
 ARTIFACT_NAME = "model.joblib"
 MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "CURRENT"
@@ -179,6 +181,13 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+    def outdated(self, version: str) -> bool:
+        """Whether ``version`` was written in another artifact format than this code reads."""
+        try:
+            return self.manifest(version).get("format") != ARTIFACT_FORMAT
+        except ArtifactError:
+            return False  # unreadable for another reason: loading it says which
 
     def verify(self, version: str) -> dict[str, Any]:
         """Check format, checksum and library versions; returns the manifest."""

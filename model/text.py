@@ -303,9 +303,10 @@ def _learn_chunks(
         words = []
         while position < len(spans) and spans[position][0] < end_of_chunk:
             start, length = spans[position]
-            form = _word_form(joined[start : start + length])
-            if form is not None:
-                words.append((form, start - at, start - at + length))
+            for part_start, part_end in _hyphen_parts(joined, start, start + length):
+                form = _word_form(joined[part_start:part_end])
+                if form is not None:
+                    words.append((form, part_start - at, part_end - at))
             position += 1
         memo[chunk] = tuple(words)
         at = end_of_chunk + 1
@@ -313,6 +314,25 @@ def _learn_chunks(
 
 
 _TOKEN_ATTRS = [IDX, LENGTH]
+# spaCy's English tokenizer splits "Admin-Portal" at the hyphen, its German one does not, so
+# the same term in a German and an English request, or "Admin-Portal" and "Admin Portal" in
+# one language, were different words with different character n-grams. Both languages now
+# split a hyphen between two word characters; the word pair keeps the compound.
+_HYPHEN_RE = re.compile(r"(?<=\w)-(?=\w)")
+
+
+def _hyphen_parts(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A token's parts between hyphens ("Admin-Portal": "Admin", "Portal"), as offsets."""
+    if "-" not in text[start:end]:
+        return [(start, end)]
+    parts, at = [], start
+    for match in _HYPHEN_RE.finditer(text, start, end):
+        parts.append((at, match.start()))
+        at = match.end()
+    parts.append((at, end))
+    return parts
+
+
 _MAX_VOCAB = 300_000
 
 

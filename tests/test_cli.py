@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from model import Registry
 from tests.conftest import SAMPLES
-from triage_cli.main import app
+from triage_cli.main import app, default_model_reason
 
 runner = CliRunner()
 
@@ -140,3 +142,19 @@ def test_train_reports_bad_data_with_file_and_line(tmp_path) -> None:
     assert result.exit_code == 1
     assert f"{bad}:1: field 'labels'" in result.output
     assert not (tmp_path / "m" / "CURRENT").exists()
+
+
+def test_serve_trains_a_default_model_only_when_none_can_be_read(cli_registry, tmp_path) -> None:
+    models, _ = cli_registry
+    assert default_model_reason(Registry(models)) is None
+    assert "no model" in str(default_model_reason(Registry(tmp_path / "empty")))
+    # A registry whose current model an older version of this code wrote.
+    old = tmp_path / "old"
+    shutil.copytree(models, old)
+    current = Registry(old).current()
+    manifest_path = old / "versions" / str(current) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format": manifest["format"] - 1}))
+    assert f"current model {current} was written in a format" in str(
+        default_model_reason(Registry(old))
+    )

@@ -311,6 +311,21 @@ def retrain(
     print(result.status)
 
 
+def default_model_reason(registry: Registry) -> str | None:
+    """Why ``serve`` must train a default model first, or None when the current one will do.
+
+    It must when the registry is empty, or when its current model was written in another
+    artifact format than this code reads (the older versions stay in the registry). A model
+    refused for another reason (a changed file) is not replaced: the service reports it.
+    """
+    current = registry.current()
+    if current is None:
+        return f"no model in {registry.root} yet"
+    if registry.outdated(current):
+        return f"the current model {current} was written in a format this code does not read"
+    return None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -318,13 +333,10 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     model_dir: ModelDir = None,
 ) -> None:
-    """Start the triage service; trains a default model first if the registry is empty."""
+    """Start the triage service; trains a default model first if there is none it can read."""
     registry = Registry(model_dir)
-    if registry.current() is None:
-        err.print(
-            f"no model in {registry.root} yet: training a default model from "
-            "data/samples (about a minute) …"
-        )
+    if why := default_model_reason(registry):
+        err.print(f"{why}: training a default model from data/samples (about a minute) …")
         train_default(model_dir)
     from service.server import serve as run_server
 

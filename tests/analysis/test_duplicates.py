@@ -11,10 +11,11 @@ from model import TriageModel
 
 TEXTS = pd.Series(
     {
-        "de": "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht",
+        # Word and character cosine 0.26 between "de" and "en": linked by concepts only.
+        "de": "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht",
         "tetris": "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein",
-        "en": "Please 2FA for the admin portal, passwords alone are not enough",
-        "de-again": "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht!!",
+        "en": "Please two-factor authentication for the admin portal, passwords are not enough",
+        "de-again": "Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht",
         "empty": "",
     }
 )

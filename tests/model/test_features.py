@@ -113,9 +113,30 @@ def test_remembered_chunks_split_as_spacy_splits_the_whole_text(
     for text in texts * 2:  # the second round reads remembered chunks only
         reference = []
         for token in nlp.make_doc(text):
-            form = model.text._word_form(token.text)
-            if form is not None:
-                reference.append((form, token.idx, token.idx + len(token.text)))
+            for start, end in model.text._hyphen_parts(text, token.idx, token.idx + len(token)):
+                form = model.text._word_form(text[start:end])
+                if form is not None:
+                    reference.append((form, start, end))
         assert model.text._words(text, lang) == reference, text[:80]
         largest = max(largest, len(text.split()))
         assert len(model.text._CHUNK_WORDS[lang]) <= max(40, largest)
+
+
+def test_hyphenated_words_are_read_alike_in_both_languages_and_spellings() -> None:
+    # spaCy's English tokenizer splits at the hyphen and its German one does not; the model
+    # splits in both, so a term both languages use is the same words in either.
+    german = analyze("Bitte 2FA für das Admin-Portal, auch für die Hunt-Group-Ansage")
+    english = analyze("Please add 2FA to the Admin-Portal, and to the hunt-group greeting")
+    assert (german.lang, english.lang) == ("de", "en")
+    assert [t.lower for t in german.tokens][:4] == ["bitte", "2fa", "admin", "portal"]
+    assert {"admin", "portal", "hunt", "group"} <= {t.lower for t in english.tokens}
+    assert {"hunt", "group", "ansage"} <= {t.lower for t in german.tokens}
+    # Each part keeps exact offsets into the text.
+    assert all(german.text[t.start : t.end].lower() == t.lower for t in german.tokens)
+    # Hyphen or space: the same words, word pairs and character n-grams.
+    spaced = analyze("Bitte 2FA für das Admin Portal, auch für die Hunt Group Ansage")
+    assert spaced.word_features == german.word_features
+    assert spaced.char_features == german.char_features
+    # A dash between words is no hyphen.
+    dash = analyze("Ruhezeiten - bitte prüfen – dringend")
+    assert [t.lower for t in dash.tokens] == ["ruhezeiten", "bitte", "prüfen", "dringend"]

@@ -64,6 +64,16 @@ def test_corrupt_manifest_and_unknown_format_are_refused(tmp_path: Path, small_e
         registry.load("20260101-000000-aaaaaaa")
 
 
+def test_a_version_of_another_format_is_outdated(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    folder = _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    assert not registry.outdated("20260101-000000-aaaaaaa")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 2}))
+    assert registry.outdated("20260101-000000-aaaaaaa")
+    assert not registry.outdated("20990101-000000-missing")  # loading it says why
+
+
 def test_library_mismatch_is_refused_unless_allowed(tmp_path: Path, small_estimator) -> None:
     registry = Registry(tmp_path)
     registry.save("20260101-000000-aaaaaaa", small_estimator, {"libs": {"scikit-learn": "0.1"}})

@@ -42,8 +42,11 @@ def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
 @on_both_backends
 def test_the_same_wish_in_the_other_language_is_one_demand(client: TestClient) -> None:
     """Words hardly match across languages; the model's concept space links the two."""
-    first = intake(client, SECURITY, partner="Muster IT")
-    english = "Please 2FA for the admin portal, passwords alone are not enough"
+    # Word and character cosine 0.26, under the 0.5 that links by words; the link is the
+    # concept space's (0.94 with the sample model).
+    german = "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht"
+    first = intake(client, german, partner="Muster IT")
+    english = "Please two-factor authentication for the admin portal, passwords are not enough"
     second = intake(client, english, partner="Acme UK")
     demand = second["suggestion"]["demand"]
     assert demand["similar_requests"] == 1 and demand["partners"] == 2

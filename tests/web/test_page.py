@@ -247,12 +247,13 @@ def test_a_link_to_a_request_in_the_other_language_says_so(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    german = intake(
-        server, {"text": "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht"}
+    # Linked by the German–English concept space, not by words (as in test_demand).
+    german_text = (
+        "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht"
     )
-    english = intake(
-        server, {"text": "Please 2FA for the admin portal, passwords alone are not enough"}
-    )
+    english_text = "Please two-factor authentication for the admin portal, passwords are not enough"
+    german = intake(server, {"text": german_text})
+    english = intake(server, {"text": english_text})
     page, watch = open_page(server)
     page.goto(f"{server.url}/#/request/{english['id']}")
     wait_for_request(page, english["id"])
