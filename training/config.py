@@ -28,7 +28,7 @@ class TrainConfig:
     # German–English concept space for cross-language near-duplicates (``training.concepts``):
     # its dimensions (0: none), the pair documents a word must occur in, and the cosine from
     # which two requests in different languages count as the same wish.
-    concept_dims: int = 200
+    concept_dims: int = 300
     concept_min_df: int = 2
     concept_link_similarity: float = 0.6
     cv_folds: int = 5
