@@ -10,11 +10,11 @@ rest of train plus eval is split into grouped folds (a request and its translati
 trained on the fold's training part alone and one on it plus the step. The step's own requests
 are never scored, and a translation in the step of a request under test is left out of that
 fold, so a step cannot flatter itself; both models see the same folds, so the differences are
-paired. Then the model on all of train with and without the step is
-judged on eval and on every held-out set of text in unseen styles (see
-``benchmarks/quality.py``), plus the share of translation pairs labelled alike.
+paired. Then the model on all of train with and without the step is judged on eval and on every
+held-out set of text in unseen styles (see ``benchmarks/quality.py``), plus the share of
+translation pairs labelled alike.
 
-This is how each round of sample data was judged before it stayed (README, Quality).
+This is how each round of sample data was judged before it stayed (``docs/quality.md``).
 """
 
 from __future__ import annotations
