@@ -12,6 +12,15 @@ from training.train import train
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "data" / "samples"
 
+# The same wish in German and in English, worded so that words and characters hardly match
+# (cosine 0.26, under the 0.5 that links by words): only the model's German–English concept
+# space links them (0.93 with the model trained on the samples). The cross-language tests of
+# the demand signal, the analysts' near-duplicates and the reviewer page use it.
+CROSS_LANGUAGE_PAIR = (
+    "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht",
+    "Please two-factor authentication for the admin portal, passwords are not enough",
+)
+
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -8,13 +8,13 @@ import pytest
 import analysis.duplicates
 from analysis import near_duplicates, wish_groups
 from model import TriageModel
+from tests.conftest import CROSS_LANGUAGE_PAIR
 
 TEXTS = pd.Series(
     {
-        # Word and character cosine 0.26 between "de" and "en": linked by concepts only.
-        "de": "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht",
+        "de": CROSS_LANGUAGE_PAIR[0],  # with "en": linked by the concept space only
         "tetris": "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein",
-        "en": "Please two-factor authentication for the admin portal, passwords are not enough",
+        "en": CROSS_LANGUAGE_PAIR[1],
         "de-again": "Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht",
         "empty": "",
     }

@@ -9,6 +9,8 @@ from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_inbox import NARROW, SECURITY, intake
 
+from tests.conftest import CROSS_LANGUAGE_PAIR
+
 
 @on_both_backends
 def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
@@ -42,11 +44,8 @@ def test_many_partners_turn_a_decline_into_a_review(client: TestClient) -> None:
 @on_both_backends
 def test_the_same_wish_in_the_other_language_is_one_demand(client: TestClient) -> None:
     """Words hardly match across languages; the model's concept space links the two."""
-    # Word and character cosine 0.26, under the 0.5 that links by words; the link is the
-    # concept space's (0.94 with the sample model).
-    german = "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht"
+    german, english = CROSS_LANGUAGE_PAIR
     first = intake(client, german, partner="Muster IT")
-    english = "Please two-factor authentication for the admin portal, passwords are not enough"
     second = intake(client, english, partner="Acme UK")
     demand = second["suggestion"]["demand"]
     assert demand["similar_requests"] == 1 and demand["partners"] == 2

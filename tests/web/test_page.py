@@ -21,6 +21,8 @@ import httpx2 as httpx
 import pytest
 from web_testing import API_KEY, AUTH, REPO_ROOT, ThreadedServer
 
+from tests.conftest import CROSS_LANGUAGE_PAIR
+
 REVIEWER = "Jana Dietrich"
 GERMAN = {
     "title": "Zwei-Faktor-Anmeldung für das Admin-Portal",
@@ -247,13 +249,8 @@ def test_a_link_to_a_request_in_the_other_language_says_so(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    # Linked by the German–English concept space, not by words (as in test_demand).
-    german_text = (
-        "Bitte Zwei-Faktor-Authentifizierung für das Admin-Portal, Passwörter reichen nicht"
-    )
-    english_text = "Please two-factor authentication for the admin portal, passwords are not enough"
-    german = intake(server, {"text": german_text})
-    english = intake(server, {"text": english_text})
+    german = intake(server, {"text": CROSS_LANGUAGE_PAIR[0]})
+    english = intake(server, {"text": CROSS_LANGUAGE_PAIR[1]})
     page, watch = open_page(server)
     page.goto(f"{server.url}/#/request/{english['id']}")
     wait_for_request(page, english["id"])
