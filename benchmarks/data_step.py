@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from benchmarks.quality import (
     OPTIONAL_FILES,
-    UNSEEN_SETS,
+    default_held_out_sets,
     fit_ours,
     format_table,
     judge,
@@ -173,11 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     base, step = split_step(load_samples(args.train).samples, args.since, new)
     evaluation = load_samples(args.eval).samples
     folder = DEFAULT_TRAIN.parent
-    sets = {"eval": evaluation}
-    for name in UNSEEN_SETS:
-        path = folder / OPTIONAL_FILES[name][0]
-        if path.exists():
-            sets[name] = load_samples(path).samples
+    sets = default_held_out_sets(folder, evaluation)
     translations = folder / OPTIONAL_FILES["translations"][0]
     pairs = (
         translation_pairs(sets["unseen"], load_samples(translations))

@@ -579,6 +579,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def default_held_out_sets(folder: Path, evaluation: list[Sample]) -> dict[str, list[Sample]]:
+    """``eval`` first, then every held-out set of ``UNSEEN_SETS`` found under its default name."""
+    sets = {"eval": evaluation}
+    for name in UNSEEN_SETS:
+        path = folder / OPTIONAL_FILES[name][0]
+        if path.exists():
+            sets[name] = load_samples(path).samples
+    return sets
+
+
 def warm_up() -> float:
     """Load the text analysis' lazy resources (spaCy stop-word lists of twelve languages).
 

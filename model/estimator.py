@@ -107,14 +107,55 @@ class TrainingIndex:
     # Below this best similarity in words (character n-grams left out: they match common
     # endings of any text) a request is unlike anything seen in training.
     novelty_threshold: float
+    # Each request's row in the German–English concept space (float32), to find the same wish
+    # in the other language; None when the model has no space (or was saved before this).
+    concepts: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        # The transposed copy is rebuilt on first use; pickling it would double the file.
-        return {k: v for k, v in self.__dict__.items() if k != "matrix_t"}
+        # Derived copies are rebuilt on first use; pickling them would double the file.
+        return {k: v for k, v in self.__dict__.items() if k not in ("matrix_t", "_by_language")}
 
     @cached_property
     def matrix_t(self) -> sp.csr_matrix:
         return sp.csr_matrix(self.matrix.T)
+
+    @cached_property
+    def _by_language(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per language: its rows' positions and their concept vectors, transposed."""
+        if self.concepts is None:
+            return {}
+        langs = np.asarray(self.langs)
+        return {
+            lang: (rows, np.ascontiguousarray(self.concepts[rows].T))
+            for lang in ("de", "en")
+            if len(rows := np.flatnonzero(langs == lang))
+        }
+
+    def across_languages(
+        self, vectors: np.ndarray, langs: list[str], k: int, threshold: float
+    ) -> list[list[tuple[int, float]]]:
+        """Per query, up to ``k`` requests in the other language of German and English whose
+        concept cosine with it reaches ``threshold`` (positions in the index, best first).
+
+        Words and character n-grams hardly ever match across languages, so the nearest
+        requests by them are in the query's own language; these are the same wish asked in the
+        other one. A query in neither language, or a zero vector, gets none.
+        """
+        found: list[list[tuple[int, float]]] = [[] for _ in langs]
+        for lang, other in (("de", "en"), ("en", "de")):
+            queries = [i for i, x in enumerate(langs) if x == lang]
+            if not queries or other not in self._by_language or k < 1:
+                continue
+            rows, reference_t = self._by_language[other]
+            sims = vectors[queries] @ reference_t
+            # Few requests reach the threshold: select those first, then sort only them.
+            for query, row in zip(queries, sims, strict=True):
+                hits = np.flatnonzero(row >= threshold)
+                if len(hits) > k:
+                    hits = hits[np.argpartition(-row[hits], k - 1)[:k]]
+                hits = hits[np.argsort(-row[hits], kind="stable")]
+                found[query] = [(int(rows[c]), float(row[c])) for c in hits]
+        return found
 
 
 @dataclass

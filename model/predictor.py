@@ -20,6 +20,8 @@ from model.suggestion import Evidence, Ignored, LabelScore, SimilarRequest, Sugg
 from model.text import Analysis, analyze, has_control_chars
 
 DEFAULT_BAND = 0.1
+# Past requests in the other language shown among the similar ones (0: none).
+DEFAULT_ACROSS_LANGUAGES = 2
 _PARALLEL_MIN = 512  # below this, starting worker processes costs more than it saves
 _WORKER_MODEL: TriageModel | None = None
 
@@ -117,6 +119,8 @@ class _Reasons(NamedTuple):
     contributions: tuple[list[tuple[int, int]], np.ndarray]
     nearest: list[int]
     similarity: list[float]
+    # The same wish in the other language: (index position, concept cosine), best first.
+    across: list[tuple[int, float]]
 
 
 class TriageModel:
@@ -135,6 +139,7 @@ class TriageModel:
         uncertainty_band: float = DEFAULT_BAND,
         n_evidence: int = 6,
         n_similar: int = 5,
+        n_across_languages: int = DEFAULT_ACROSS_LANGUAGES,
     ) -> None:
         self.estimator = estimator
         self.version = version
@@ -142,6 +147,7 @@ class TriageModel:
         self.uncertainty_band = uncertainty_band
         self.n_evidence = n_evidence
         self.n_similar = n_similar
+        self.n_across_languages = n_across_languages
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -188,12 +194,14 @@ class TriageModel:
             ]
         nearest, similarity = comparison.nearest, comparison.similarity
         contributions = self.estimator.contributions(analyses, matrix)
+        across = self._across_languages(analyses)
         suggestions = []
         for i, analysis in enumerate(analyses):
             reasons = _Reasons(
                 contributions=contributions[i],
                 nearest=nearest[i].tolist(),
                 similarity=similarity[i].tolist(),
+                across=across[i],
             )
             suggestions.append(self._suggestion(analysis, probabilities[i], topic[i], reasons))
         return suggestions
@@ -318,8 +326,27 @@ class TriageModel:
             ignored=ignored,
         )
 
+    def _across_languages(self, analyses: list[Analysis]) -> list[list[tuple[int, float]]]:
+        """Per text, the same wish among past requests in the other language (may be none)."""
+        concepts, index = self.estimator.concepts, self.estimator.index
+        if concepts is None or index.concepts is None or self.n_across_languages < 1:
+            return [[] for _ in analyses]
+        # A few more than shown: those already among the nearest by words are left out there.
+        return index.across_languages(
+            concepts.vectors(analyses),
+            [a.lang for a in analyses],
+            self.n_across_languages + self.n_similar,
+            concepts.link_similarity,
+        )
+
     def _similar(self, reasons: _Reasons) -> list[SimilarRequest]:
+        """The nearest past requests by words and characters, then those in the other
+        language that the concept space links to this one (``cross_language``)."""
         index = self.estimator.index
+        pairs = zip(reasons.nearest, reasons.similarity, strict=True)
+        by_words = [(i, s) for i, s in pairs if s > 0]
+        seen = {i for i, _ in by_words}
+        across = [(i, s) for i, s in reasons.across if i not in seen][: self.n_across_languages]
         return [
             SimilarRequest(
                 id=index.ids[i],
@@ -327,9 +354,10 @@ class TriageModel:
                 labels=list(index.labels[i]),
                 lang=index.langs[i],
                 similarity=round(sim, 4),
+                cross_language=cross,
             )
-            for i, sim in zip(reasons.nearest, reasons.similarity, strict=True)
-            if sim > 0
+            for found, cross in ((by_words, False), (across, True))
+            for i, sim in found
         ]
 
     def _evidence(

@@ -31,7 +31,7 @@ import joblib
 import sklearn
 
 from model.estimator import TriageEstimator
-from model.predictor import DEFAULT_BAND, TriageModel
+from model.predictor import DEFAULT_ACROSS_LANGUAGES, DEFAULT_BAND, TriageModel
 
 # 2: two feature blocks, the concept lexicon removed; 3: hyphenated words split into their
 # parts in German too (``model.text``), so a format-2 vocabulary holds words no longer read.
@@ -215,6 +215,7 @@ class Registry:
         version: str | None = None,
         uncertainty_band: float = DEFAULT_BAND,
         allow_library_mismatch: bool = False,
+        n_across_languages: int = DEFAULT_ACROSS_LANGUAGES,
     ) -> TriageModel:
         """Load a version (default: current) after verifying it."""
         version = version or self.current()
@@ -236,7 +237,13 @@ class Registry:
             raise ArtifactError(f"{artifact}: not a TriageEstimator; retrain")
         if list(estimator.labels) != list(manifest.get("labels", [])):
             raise ArtifactError(f"{artifact}: labels differ from the manifest; retrain")
-        return TriageModel(estimator, version, manifest, uncertainty_band=uncertainty_band)
+        return TriageModel(
+            estimator,
+            version,
+            manifest,
+            uncertainty_band=uncertainty_band,
+            n_across_languages=n_across_languages,
+        )
 
     def promote(self, version: str) -> None:
         """Make ``version`` current (atomically), after verifying it."""

@@ -58,7 +58,9 @@ class SimilarRequest:
     text: str
     labels: list[str]
     lang: str
-    similarity: float
+    similarity: float  # cosine by words and characters, or in the concept space if cross_language
+    # The same wish asked in the other language, found in the German–English concept space.
+    cross_language: bool = False
 
 
 @dataclass(frozen=True)

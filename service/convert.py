@@ -60,6 +60,7 @@ def suggestion_out(
                 "labels": list(s.labels),
                 "lang": s.lang,
                 "similarity": s.similarity,
+                "cross_language": s.cross_language,
             }
             for s in suggestion.similar
             if s.id not in hidden

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from model import ArtifactError, Registry, Suggestion, TriageModel
+from model.predictor import DEFAULT_ACROSS_LANGUAGES
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,15 @@ class ReloadState:
 class ModelHolder:
     """The model a worker serves, and the machinery that replaces it."""
 
-    def __init__(self, registry: Registry, uncertainty_band: float) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        uncertainty_band: float,
+        across_languages: int = DEFAULT_ACROSS_LANGUAGES,
+    ) -> None:
         self.registry = registry
         self.uncertainty_band = uncertainty_band
+        self.across_languages = across_languages
         self.model: TriageModel | None = None
         self.state = ReloadState()
         self._load_lock = threading.Lock()
@@ -101,7 +108,11 @@ class ModelHolder:
         self.state.last_reload_at = _now()
         started = time.perf_counter()
         try:
-            candidate = self.registry.load(target, uncertainty_band=self.uncertainty_band)
+            candidate = self.registry.load(
+                target,
+                uncertainty_band=self.uncertainty_band,
+                n_across_languages=self.across_languages,
+            )
             candidate.suggest_many(list(_SMOKE_TEXTS), explain=True)
         except ArtifactError as exc:
             self._fail(target, str(exc))

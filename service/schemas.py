@@ -74,7 +74,15 @@ class SimilarPast(BaseModel):
     text: str
     labels: list[str]
     lang: str
-    similarity: float
+    similarity: float = Field(
+        description="Cosine by words and characters; for a cross-language one, the cosine in "
+        "the model's German–English concept space."
+    )
+    cross_language: bool = Field(
+        default=False,
+        description="The same wish asked in the other language of German and English, found "
+        "in the concept space (at most two, after those found by words).",
+    )
 
 
 class SimilarStored(BaseModel):

@@ -289,6 +289,8 @@ def fit_estimator(
     progress("concept space", 0, 1)
     pairs = translation_pairs(samples)
     estimator.concepts = fit_concept_space(analyses, pairs, config)
+    if estimator.concepts is not None:
+        estimator.index.concepts = estimator.concepts.vectors([analyses[i] for i in indexed])
     concepts_report = evaluate_concept_space(analyses, pairs, config)
     progress("concept space", 1, 1)
     return estimator, FitReport(oof_probabilities, thresholds, platt, concepts_report)

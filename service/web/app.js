@@ -453,7 +453,8 @@
 
   function renderSimilar(node, similar) {
     clear(node);
-    const items = (similar || []).slice(0, 5);
+    // The nearest by words first, then the same wish in the other language (concept space).
+    const items = similar || [];
     if (!items.length) {
       node.append(el("li", { class: "muted" }, "No similar past requests."));
       return;
@@ -467,12 +468,14 @@
       node.append(
         el(
           "li",
-          {},
+          item.cross_language ? { class: "cross-language" } : {},
           el("span", { class: "sim-text", title: "Click to show all", onclick: (e) => e.currentTarget.classList.toggle("open") }, item.text),
           el(
             "span",
             { class: "sim-meta" },
-            `${item.lang} · similarity ${item.similarity.toFixed(2)} · decided: `,
+            item.cross_language
+              ? `${item.lang} · same wish in the other language (concepts ${item.similarity.toFixed(2)}) · decided: `
+              : `${item.lang} · similarity ${item.similarity.toFixed(2)} · decided: `,
             ...chips,
             decision,
           ),

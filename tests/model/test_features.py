@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 import model.estimator
 import model.text
-from model.estimator import TriageEstimator
+from model.estimator import TrainingIndex, TriageEstimator
 from model.text import Analysis, analyze
 from tests.conftest import SAMPLES
 from training.data import load_samples
@@ -65,6 +65,36 @@ def test_compare_equals_plain_cosine(
     assert np.allclose(comparison.topic, topic, atol=1e-12)
     assert comparison.topic[20] == 0.0  # an empty text is like nothing
     assert np.array_equal(small_estimator.compare(matrix, 0).topic, comparison.topic)
+
+
+def test_across_languages_equals_a_plain_search() -> None:
+    """Only the other language of German and English, at or above the threshold, best first."""
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    langs = ["de", "en", "en", "fr"] * 10
+    index = TrainingIndex(
+        matrix=sp.csr_matrix((40, 1)),
+        ids=[f"r{i}" for i in range(40)],
+        snippets=[""] * 40,
+        labels=[()] * 40,
+        langs=langs,
+        novelty_threshold=0.0,
+        concepts=vectors,
+    )
+    queries = np.vstack([vectors[:6], np.zeros((1, 8), dtype=np.float32)])
+    query_langs = [*langs[:6], "de"]
+    found = index.across_languages(queries, query_langs, k=3, threshold=0.2)
+    for query, lang, hits in zip(queries, query_langs, found, strict=True):
+        other = {"de": "en", "en": "de"}.get(lang)
+        sims = vectors @ query
+        expected = sorted(
+            ((float(sims[j]), j) for j in range(40) if langs[j] == other and sims[j] >= 0.2),
+            reverse=True,
+        )[:3]
+        assert [(j, pytest.approx(s, abs=1e-6)) for s, j in expected] == hits
+    assert found[3] == [] and found[6] == []  # French, and a text of no known word
+    assert any(found[:3])  # the random vectors give the check something to compare
 
 
 @pytest.mark.parametrize("block", [256, 7], ids=["one block", "blocks of 7 rows"])

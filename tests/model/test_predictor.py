@@ -12,6 +12,7 @@ from model import TriageModel
 from model.outcome import decide_outcome
 from model.suggestion import OUTCOMES, LabelScore
 from model.text import analyze, detect_lang
+from tests.conftest import CROSS_LANGUAGE_PAIR
 
 AWKWARD = {
     "empty": "",
@@ -77,6 +78,27 @@ def test_without_explanations_the_reasons_are_left_out(trained_model: TriageMode
     assert (plain.similar, plain.max_similarity, plain.ignored) == ([], None, [])
     assert all(not ls.evidence for ls in plain.per_label)
     assert plain.topic_similarity == explained.topic_similarity
+
+
+def test_the_same_wish_in_the_other_language_is_among_the_similar(
+    trained_model: TriageModel,
+) -> None:
+    """Words hardly match across languages: the concept space finds the other half of the
+    past requests, after those found by words, never the same one twice."""
+    link = trained_model.concept_link_similarity
+    assert link is not None
+    for text, other in ((CROSS_LANGUAGE_PAIR[0], "en"), (CROSS_LANGUAGE_PAIR[1], "de")):
+        similar = trained_model.suggest(text).similar
+        by_words = [s for s in similar if not s.cross_language]
+        across = [s for s in similar if s.cross_language]
+        assert similar == by_words + across
+        assert 1 <= len(across) <= trained_model.n_across_languages
+        assert all(s.lang == other and s.similarity >= link for s in across)
+        scores = [s.similarity for s in across]
+        assert scores == sorted(scores, reverse=True)
+        assert len({s.id for s in similar}) == len(similar)
+    plain = TriageModel(trained_model.estimator, "v", n_across_languages=0)
+    assert not any(s.cross_language for s in plain.suggest(CROSS_LANGUAGE_PAIR[0]).similar)
 
 
 def test_outcome_does_not_depend_on_explanations(trained_model: TriageModel) -> None:

@@ -125,6 +125,7 @@ def test_settings_from_env(tmp_path: Path) -> None:
             "TRIAGE_MAX_TEXT_CHARS": "500",
             "TRIAGE_RELOAD_INTERVAL": "0.5",
             "TRIAGE_DEMAND_SIMILARITY": "0.7",
+            "TRIAGE_SIMILAR_ACROSS_LANGUAGES": "0",
         }
     )
     assert settings.model_dir == tmp_path
@@ -134,15 +135,19 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert settings.max_text_chars == 500
     assert settings.reload_interval == 0.5
     assert settings.demand_similarity == 0.7
+    assert settings.similar_across_languages == 0
     defaults = Settings.from_env({})
     assert defaults.max_text_chars == 20_000 and defaults.batch_limit == 1_000
     assert defaults.cors_origins == () and defaults.suggest_open is True
+    assert defaults.similar_across_languages == 2
     assert defaults.database_url.startswith("sqlite:///") and "/var/" in defaults.database_url
     for bad in (
         {"TRIAGE_SUGGEST_OPEN": "maybe"},
         {"TRIAGE_MAX_TEXT_CHARS": "lots"},
         {"TRIAGE_BLIND_REVIEW_SHARE": "2"},
         {"TRIAGE_DEMAND_SIMILARITY": "0"},
+        {"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "-1"},
+        {"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "two"},
     ):
         with pytest.raises(SettingsError):
             Settings.from_env(bad)

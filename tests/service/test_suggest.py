@@ -15,6 +15,7 @@ from service import schemas as s
 from service.app import create_app
 from service.fastpath import SuggestFastPath
 from service.settings import Settings
+from tests.conftest import CROSS_LANGUAGE_PAIR
 
 EVAL = Path(__file__).resolve().parents[2] / "data" / "samples" / "eval.jsonl"
 
@@ -91,6 +92,18 @@ def test_the_unread_frame_and_denials_are_named_with_offsets(client: TestClient)
 )
 def test_language_is_reported(client: TestClient, text: str, lang: str) -> None:
     assert client.post("/v1/suggest", json={"text": text}).json()["language"] == lang
+
+
+def test_similar_requests_in_the_other_language_are_marked_and_can_be_left_out(
+    make_client: Callable[..., TestClient],
+) -> None:
+    body = {"text": CROSS_LANGUAGE_PAIR[0]}
+    similar = make_client().post("/v1/suggest", json=body).json()["similar"]
+    across = [s for s in similar if s["cross_language"]]
+    assert across and all(s["lang"] == "en" for s in across)
+    assert not any(s["cross_language"] for s in similar[: len(similar) - len(across)])
+    off = make_client(similar_across_languages=0).post("/v1/suggest", json=body).json()
+    assert off["similar"] == similar[: len(similar) - len(across)]
 
 
 def test_batch_equals_one_by_one(client: TestClient) -> None:

@@ -148,7 +148,7 @@ def test_review_flow_in_the_browser(
     page.wait_for_function("() => document.querySelectorAll('#inbox-rows tr').length === 3")
     assert listed() == ids
 
-    # Request view: highlights per label, bars with thresholds, outcome, five similar.
+    # Request view: highlights per label, bars with thresholds, outcome, similar requests.
     de_row.get_by_role("link").click()
     wait_for_request(page, de["id"])
     suggestion = de["suggestion"]
@@ -178,7 +178,7 @@ def test_review_flow_in_the_browser(
     assert "security" in suggestion["labels"]
     assert page.locator("#req-outcome").get_attribute("data-outcome") == suggestion["outcome"]
     assert page.locator("#req-rationale").text_content() == suggestion["rationale"]
-    assert page.locator("#req-similar li").count() == min(5, len(suggestion["similar"]))
+    assert page.locator("#req-similar li").count() == len(suggestion["similar"])
     assert page.get_by_text("Keyboard shortcuts").is_visible()
     page.screenshot(path=artifacts / "request-view.png")
     if os.environ.get("TRIAGE_DOCS_SCREENSHOT") == "1":
@@ -259,6 +259,11 @@ def test_a_link_to_a_request_in_the_other_language_says_so(
     assert link.count() == 1
     assert re.fullmatch(rf"#{german['id']} \(0\.\d\d, DE\)", link.first.text_content() or "")
     assert "1 earlier similar request" in (page.locator("#req-demand").text_content() or "")
+    # Past requests in the other language are marked as such among the similar ones.
+    across = [s for s in english["suggestion"]["similar"] if s["cross_language"]]
+    marked = page.locator("#req-similar li.cross-language")
+    assert across and marked.count() == len(across)
+    assert "same wish in the other language" in (marked.first.text_content() or "")
     watch.assert_clean(page)
 
 
