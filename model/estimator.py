@@ -142,9 +142,11 @@ class TrainingIndex:
         other one. A query in neither language, or a zero vector, gets none.
         """
         found: list[list[tuple[int, float]]] = [[] for _ in langs]
+        if k < 1:
+            return found
         for lang, other in (("de", "en"), ("en", "de")):
             queries = [i for i, x in enumerate(langs) if x == lang]
-            if not queries or other not in self._by_language or k < 1:
+            if not queries or other not in self._by_language:
                 continue
             rows, reference_t = self._by_language[other]
             sims = vectors[queries] @ reference_t
