@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from postgres_testing import on_both_backends
 from service_testing import AUTH, REPO_ROOT
 from test_inbox import SECURITY, intake
+from threadpoolctl import threadpool_info
 
 from service.logs import JsonFormatter
 from service.settings import Settings, SettingsError
@@ -113,6 +114,12 @@ def test_logs_are_json_with_request_ids_and_no_texts_at_info(
     joined = "\n".join(lines)
     assert "Zebra" not in joined
     assert AUTH["X-API-Key"] not in joined
+
+
+def test_a_worker_keeps_blas_to_one_thread(client: TestClient) -> None:
+    """OpenBLAS's per-core threads spin beside the other workers: each worker keeps one."""
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
 
 
 def test_settings_from_env(tmp_path: Path) -> None:
