@@ -465,6 +465,10 @@
       const decision = el("span", {});
       outcomeBadge(decision, outcomeFor(labels));
       decision.classList.add("small");
+      const score = item.similarity.toFixed(2);
+      const basis = item.cross_language
+        ? `same wish in the other language (concepts ${score})`
+        : `similarity ${score}`;
       node.append(
         el(
           "li",
@@ -473,9 +477,7 @@
           el(
             "span",
             { class: "sim-meta" },
-            item.cross_language
-              ? `${item.lang} · same wish in the other language (concepts ${item.similarity.toFixed(2)}) · decided: `
-              : `${item.lang} · similarity ${item.similarity.toFixed(2)} · decided: `,
+            `${item.lang} · ${basis} · decided: `,
             ...chips,
             decision,
           ),
