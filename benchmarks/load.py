@@ -215,18 +215,50 @@ def group_cpu_seconds(pgid: int) -> float | None:
     return total / ticks
 
 
-def wait_ready(url: str, timeout: float) -> None:
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port``."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
+def last_line(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def wait_ready(
+    url: str,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Wait until ``/readyz`` answers 200; with ``process`` (started here), stop at once if it
+    exits, and say every 15 s what it is doing (a first start trains a model)."""
     import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    said = started
+    while time.monotonic() - started < timeout:
+        if process is not None and process.poll() is not None:
+            where = f"; its log ends: {last_line(log)}" if log is not None else ""
+            raise SystemExit(f"the service exited with code {process.returncode}{where}")
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             pass
+        if process is not None and log is not None and time.monotonic() - said >= 15:
+            said = time.monotonic()
+            waited = said - started
+            print(f"  waiting for the service ({waited:.0f} s): {last_line(log)[:160]}", flush=True)
         time.sleep(0.3)
     raise SystemExit(f"{url} not ready after {timeout:.0f} s")
 
@@ -257,11 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     process = None
     if args.start:
         parts = urlsplit(args.url)
-        process = start_service(
-            parts.hostname or "127.0.0.1", parts.port or 8000, args.workers, args.service_log
-        )
+        host, port = parts.hostname or "127.0.0.1", parts.port or 8000
+        if port_in_use(host, port):  # else the run would measure whatever listens there
+            raise SystemExit(
+                f"{host}:{port} is already in use: stop what listens there, or give --start "
+                "another port with --url"
+            )
+        process = start_service(host, port, args.workers, args.service_log)
+        print(f"started the service; its log: {args.service_log}", flush=True)
     try:
-        wait_ready(args.url, 600 if args.start else 5)  # a first start trains a model
+        # A first start trains a model.
+        wait_ready(args.url, 600 if args.start else 5, process, args.service_log)
         texts = load_texts(args.texts)
         if args.warmup:
             # Warm-up also waits out workers still starting (readyz answers from the first).

@@ -64,7 +64,10 @@ def serve(host: str, port: int, workers: int, model_dir: Path | None) -> None:
         except OSError as exc:
             logger.error("cannot listen on %s:%d: %s", host, port, exc)
             raise SystemExit(1) from exc
-        SocketPerWorker(config, sockets).run()
+        supervisor = SocketPerWorker(config, sockets)
+        supervisor.run()
+        if supervisor.startup_failed:  # as uvicorn.run exits with a single worker
+            raise SystemExit(STARTUP_FAILURE)
     else:
         uvicorn.run("service.app:create_app", **options)
 
@@ -105,6 +108,8 @@ class SocketPerWorker(Multiprocess):
     """uvicorn's worker supervisor (signals, health checks, restarts), but worker ``i``
     always serves ``sockets[i]`` alone, also after a restart."""
 
+    startup_failed = False
+
     def _process(self, idx: int) -> Process:
         return Process(self.config, [self.sockets[idx]])
 
@@ -124,6 +129,7 @@ class SocketPerWorker(Multiprocess):
             process.join()
             if process.exitcode == STARTUP_FAILURE:  # would fail the same way again
                 logger.error("worker [%s] failed to start; stopping", process.pid)
+                self.startup_failed = True
                 self.should_exit.set()
                 return
             logger.info("worker [%s] died; starting another on its socket", process.pid)

@@ -52,6 +52,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from model.predictor import DEFAULT_ACROSS_LANGUAGES
 from model.registry import default_model_dir
 
@@ -89,7 +92,8 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
     try:
         value = kind(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: not a {kind.__name__}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r}: not {what}") from None
     if value < 0:
         raise SettingsError(f"{name}={raw!r}: must not be negative")
     return value
@@ -97,6 +101,25 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
 
 def default_database_url() -> str:
     return f"sqlite:///{VAR_DIR / 'triage.sqlite3'}"
+
+
+def _database_url(raw: str | None) -> str:
+    """``TRIAGE_DATABASE_URL``, checked before any worker starts: the store runs on SQLite
+    and PostgreSQL only. The message never repeats a password the URL may hold."""
+    if raw is None or not raw.strip():
+        return default_database_url()
+    expected = "expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB"
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise SettingsError(f"TRIAGE_DATABASE_URL: not a database URL; {expected}") from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        shown = url.render_as_string(hide_password=True)
+        raise SettingsError(
+            f"TRIAGE_DATABASE_URL={shown!r}: {backend!r} is not supported; {expected}"
+        )
+    return raw.strip()
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,7 @@ class Settings:
             raise SettingsError(f"TRIAGE_DEMAND_SIMILARITY={similarity}: between 0 and 1")
         return cls(
             model_dir=Path(model_dir) if model_dir else default_model_dir(),
-            database_url=env.get("TRIAGE_DATABASE_URL") or default_database_url(),
+            database_url=_database_url(env.get("TRIAGE_DATABASE_URL")),
             api_keys=_split(env.get("TRIAGE_API_KEYS")),
             api_key_file=Path(env.get("TRIAGE_API_KEY_FILE") or VAR_DIR / "api-key"),
             suggest_open=_bool(env, "TRIAGE_SUGGEST_OPEN", True),

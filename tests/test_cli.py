@@ -144,6 +144,17 @@ def test_train_reports_bad_data_with_file_and_line(tmp_path) -> None:
     assert not (tmp_path / "m" / "CURRENT").exists()
 
 
+def test_serve_refuses_a_wrong_setting_before_training_anything(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", "mysql://root@db/triage")
+    empty = tmp_path / "models"
+    result = runner.invoke(app, ["serve", "--model-dir", str(empty)])
+    assert result.exit_code == 2
+    assert "TRIAGE_DATABASE_URL='mysql://root@db/triage': 'mysql' is not supported" in (
+        result.output
+    )
+    assert not empty.exists()  # no default model was trained first
+
+
 def test_serve_trains_a_default_model_only_when_none_can_be_read(cli_registry, tmp_path) -> None:
     models, _ = cli_registry
     assert default_model_reason(Registry(models)) is None

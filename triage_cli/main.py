@@ -334,6 +334,12 @@ def serve(
     model_dir: ModelDir = None,
 ) -> None:
     """Start the triage service; trains a default model first if there is none it can read."""
+    from service.settings import Settings, SettingsError
+
+    try:  # before a default model is trained: a wrong setting should not cost a minute first
+        Settings.from_env()
+    except SettingsError as exc:
+        _fail(str(exc), 2)
     registry = Registry(model_dir)
     if why := default_model_reason(registry):
         err.print(f"{why}: training a default model from data/samples (about a minute) …")

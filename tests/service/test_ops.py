@@ -155,9 +155,20 @@ def test_settings_from_env(tmp_path: Path) -> None:
         {"TRIAGE_DEMAND_SIMILARITY": "0"},
         {"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "-1"},
         {"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "two"},
+        {"TRIAGE_DATABASE_URL": "mysql://root@db/triage"},
     ):
         with pytest.raises(SettingsError):
             Settings.from_env(bad)
+    with pytest.raises(SettingsError, match="not a whole number"):
+        Settings.from_env({"TRIAGE_BATCH_LIMIT": "lots"})
+    # Checked before any worker starts, and a password in the URL is never repeated.
+    with pytest.raises(SettingsError, match="'bogus' is not supported") as caught:
+        Settings.from_env({"TRIAGE_DATABASE_URL": "bogus://triage:s3cret@db/triage"})
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(SettingsError, match="not a database URL"):
+        Settings.from_env({"TRIAGE_DATABASE_URL": "triage.sqlite3"})
+    url = "postgresql+psycopg://triage:pw@db:5432/triage"
+    assert Settings.from_env({"TRIAGE_DATABASE_URL": url}).database_url == url
 
 
 @on_both_backends

@@ -98,3 +98,14 @@ def test_a_killed_worker_is_replaced_and_its_socket_served_again(
             return
         time.sleep(1)
     pytest.fail("connections to the replaced worker's socket are not answered")
+
+
+def test_workers_that_cannot_start_stop_the_service_with_a_failure_code(
+    tmp_path: Path, trained_model_dir: Path
+) -> None:
+    # A store that cannot be opened fails every worker's startup the same way; the service
+    # must then stop with uvicorn's startup-failure code, as with one worker, not with 0
+    # (a supervisor would take 0 for a clean stop and not restart or alert).
+    server = Server(trained_model_dir, "sqlite:////proc/no-such-dir/x.sqlite3", 2, tmp_path)
+    with pytest.raises(RuntimeError, match="server exited with 3"):
+        server.start(timeout=60)
