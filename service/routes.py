@@ -26,7 +26,7 @@ from service.deps import (
     suggest_access,
 )
 from service.errors import PROBLEM_MEDIA_TYPE, Problem
-from service.store import Erased, NotFound, suggestion_hidden, to_iso
+from service.store import Erased, KeyReused, NotFound, suggestion_hidden, to_iso
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +357,10 @@ def review_request(
         Header(
             max_length=200,
             pattern=s.NO_NUL,
-            description="Retries with the same key store the review once.",
+            description=(
+                "Retries with the same key store the review once; the same key with a "
+                "different review or request is refused (422)."
+            ),
         ),
     ] = None,
 ) -> Any:
@@ -391,6 +394,15 @@ def review_request(
         raise _missing(request_id, "to review") from None
     except Erased as erased:
         raise _gone(erased) from None
+    except KeyReused as reused:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key already used",
+            f"this Idempotency-Key was used for a different review (of request "
+            f"{reused.request_id}); a retry must repeat that review exactly, a new review "
+            "needs a new key",
+        ) from None
     if created:
         state.metrics.reviews.inc()
         logger.info(

@@ -182,6 +182,15 @@ class NotFound(LookupError):
     pass
 
 
+class KeyReused(ValueError):
+    """An ``Idempotency-Key`` already stored with a different review (or another request)."""
+
+    def __init__(self, key: str, request_id: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.request_id = request_id
+
+
 class Erased(LookupError):
     """The request existed and was erased; only its id and the time of erasure are left."""
 
@@ -323,6 +332,19 @@ def _decode_request(row: dict[str, Any]) -> dict[str, Any]:
 def _decode_review(row: dict[str, Any]) -> dict[str, Any]:
     row["labels"] = json.loads(row["labels"])
     return row
+
+
+def _replayed(
+    existing: dict[str, Any], request_id: int, review: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """The review stored under ``key``, if this call repeats it; else ``KeyReused``."""
+    fields = ("labels", "outcome", "comment", "reviewer")
+    same = existing["request_id"] == request_id and all(
+        existing[field] == review.get(field) for field in fields
+    )
+    if not same:
+        raise KeyReused(key, existing["request_id"])
+    return existing
 
 
 class Store:
@@ -705,14 +727,16 @@ class Store:
         """Store a review and make it the request's current one; ``(review, created)``.
 
         A repeated ``idempotency_key`` returns the review stored the first time and stores
-        nothing, so a client may retry a review whose answer it did not get.
+        nothing, so a client may retry a review whose answer it did not get. The retry must be
+        the same review of the same request: a key stored with anything else raises
+        ``KeyReused`` (a client that reuses keys would otherwise lose reviews silently).
         """
         if not 0 < request_id <= MAX_ROW_ID:
             raise NotFound(request_id)
         if idempotency_key:
             existing = self._review_by_key(idempotency_key)
             if existing is not None:
-                return existing, False
+                return _replayed(existing, request_id, review, idempotency_key), False
         try:
             with self.write() as conn:
                 # FOR UPDATE (PostgreSQL; SQLite's write lock already covers it): reviews of
@@ -771,7 +795,7 @@ class Store:
             if idempotency_key:
                 existing = self._review_by_key(idempotency_key)
                 if existing is not None:
-                    return existing, False
+                    return _replayed(existing, request_id, review, idempotency_key), False
             raise
         values["id"] = review_id
         values["labels"] = labels

@@ -340,6 +340,22 @@ def test_idempotency_key_stores_a_retried_review_once(client: TestClient) -> Non
     assert first.json() == again.json()
     assert len(client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"]) == 1
 
+    # The key names that one review: another review, or the same one of another request,
+    # under it is refused rather than answered with the first (and silently not stored).
+    other = intake(client, SECURITY)
+    for target, body in (
+        (path, {"labels": ["security"], "reviewer": "jd"}),
+        (f"/v1/requests/{other['id']}/review", {"labels": ["msp_configurable"], "reviewer": "jd"}),
+        ("/v1/requests/999999/review", {"labels": ["msp_configurable"], "reviewer": "jd"}),
+    ):
+        reused = assert_problem(
+            client.post(target, json=body, headers=headers), 422, "idempotency-key-reused"
+        )
+        assert f"of request {created['id']}" in reused["detail"]
+    assert client.get(f"/v1/requests/{other['id']}", headers=AUTH).json()["status"] == "pending"
+    current = client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()
+    assert current["labels"] == ["msp_configurable"] and len(current["reviews"]) == 1
+
 
 @on_both_backends
 def test_export_is_the_training_format(client: TestClient, tmp_path: Path) -> None:
