@@ -170,3 +170,24 @@ def test_hyphenated_words_are_read_alike_in_both_languages_and_spellings() -> No
     # A dash between words is no hyphen.
     dash = analyze("Ruhezeiten - bitte prüfen – dringend")
     assert [t.lower for t in dash.tokens] == ["ruhezeiten", "bitte", "prüfen", "dringend"]
+
+
+def test_a_chunk_longer_than_any_word_is_read_in_word_runs_not_by_spacy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # spaCy's tokenizer needs about 37 s for 20,000 asterisks in one chunk, and the service's
+    # model thread would wait that long; no chunk that long may reach it.
+    monkeypatch.setattr(model.text, "_CHUNK_WORDS", {"de": {}, "en": {}})
+    nlp = model.text._nlp("en")
+    seen: list[str] = []
+    make_doc = nlp.make_doc
+    monkeypatch.setattr(nlp, "make_doc", lambda text: seen.append(text) or make_doc(text))
+    log = '{"level":"warn","request_url":"http://169.254.169.254/latest/meta-data/iam/' + "x" * 60
+    text = f"Please block this: {log} and *{'*' * 20_000}* too"
+    analysis = analyze(text)
+    assert all(len(chunk) <= model.text._LONG_CHUNK for joined in seen for chunk in joined.split())
+    forms = [t.lower for t in analysis.tokens]
+    assert forms[:2] == ["block", "level"]  # "please" and "this" are stop words
+    assert {"warn", "request_url", "meta", "data", "iam"} <= set(forms)
+    words = [t for t in analysis.tokens if t.lower != "<num>"]  # 169, 254: numbers
+    assert all(text[t.start : t.end].lower() == t.lower for t in words)
