@@ -27,7 +27,12 @@ from model import Registry
 from service.demand import DemandIndex
 from service.deps import AppState
 from service.erasure import Erasures
-from service.errors import PROBLEM_MEDIA_TYPE, install_error_handlers, problem_body
+from service.errors import (
+    PROBLEM_MEDIA_TYPE,
+    BodyTooLarge,
+    install_error_handlers,
+    problem_body,
+)
 from service.fastpath import SuggestFastPath
 from service.logs import configure_logging, request_id_var
 from service.metrics import Metrics
@@ -81,11 +86,14 @@ class RequestContext:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        answered = False
+        received = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answered = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -93,12 +101,45 @@ class RequestContext:
                 ]
             await send(message)
 
+        async def counted() -> Message:
+            """The body as it arrives, refused once it outgrows the limit (a chunked upload
+            has no Content-Length to check beforehand)."""
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(f"the body passed {received} bytes", self.max_body_bytes)
+            return message
+
         try:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._too_large(scope, send_with_id, int(length))
-                return
-            await self.app(scope, receive, send_with_id)
+                raise BodyTooLarge(f"the body has {int(length)} bytes", self.max_body_bytes)
+            await self.app(scope, counted, send_with_id)
+        except BodyTooLarge as exc:  # here before the app, or from a body read outside FastAPI
+            if answered:
+                raise
+            problem = problem_body(
+                413, "body-too-large", "Body too large", exc.detail, scope["path"]
+            )
+            await _send_problem(send_with_id, problem, close=True)
+        except Exception:
+            # Answered here, inside the request's context, so the 500 carries its request id
+            # (outside, the id is gone) and the error is logged once.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if answered:
+                raise
+            await _send_problem(
+                send_with_id,
+                problem_body(
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "the service failed; the log has the details under this request_id",
+                    scope["path"],
+                ),
+            )
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -123,29 +164,17 @@ class RequestContext:
             )
             request_id_var.reset(token)
 
-    async def _too_large(self, scope: Scope, send: Send, length: int) -> None:
-        body = json.dumps(
-            problem_body(
-                413,
-                "body-too-large",
-                "Body too large",
-                f"the body has {length} bytes; the limit is {self.max_body_bytes} "
-                "(TRIAGE_MAX_BODY_BYTES)",
-                scope["path"],
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def _send_problem(send: Send, problem: dict[str, Any], close: bool = False) -> None:
+    body = json.dumps(problem).encode()
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:  # the rest of an oversized body is not read
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": problem["status"], "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _build_state(settings: Settings) -> AppState:

@@ -65,6 +65,16 @@ class Problem(Exception):
         self.headers = headers
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A body that outgrew ``TRIAGE_MAX_BODY_BYTES`` while it was read (a chunked upload has no
+    Content-Length to check first). An HTTPException, so that FastAPI's body parsing passes
+    it on instead of turning it into a 400."""
+
+    def __init__(self, size: str, limit: int) -> None:
+        detail = f"{size}; the limit is {limit} (TRIAGE_MAX_BODY_BYTES)"
+        super().__init__(413, detail=detail, headers={"connection": "close"})
+
+
 def problem_body(
     status: int,
     slug: str,
@@ -107,8 +117,10 @@ def problem_response(
 
 
 def _clean(value: Any) -> Any:
-    """Validation errors echo the input; keep them short and JSON-safe."""
+    """Validation errors echo the input; keep them short and JSON-safe (a lone surrogate,
+    which JSON's ``\\ud800`` can carry in but UTF-8 cannot carry out, is shown escaped)."""
     if isinstance(value, str):
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value if len(value) <= 200 else value[:200] + "…"
     if isinstance(value, int | float | bool) or value is None:
         return value
@@ -163,6 +175,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(
             exc.status, exc.slug, exc.title, exc.detail, request.url.path, exc.errors, exc.headers
+        )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        detail = str(exc.detail)
+        return problem_response(
+            413, "body-too-large", "Body too large", detail, request.url.path, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)

@@ -252,6 +252,54 @@ def test_default_batch_limit_is_1000(client: TestClient) -> None:
 def test_body_over_the_byte_limit_is_413(make_client: Callable[..., TestClient]) -> None:
     client = make_client(max_body_bytes=1000)
     assert_problem(client.post("/v1/suggest", json={"text": "y" * 2000}), 413, "body-too-large")
+    # A chunked upload has no Content-Length to check first: it is refused as it arrives.
+    chunks = [b'{"text": "', *[b"y" * 600] * 3, b'"}']
+    for path in ("/v1/suggest", "/v1/suggest/batch", "/v1/requests"):
+        chunked = client.post(
+            path, content=iter(chunks), headers={**AUTH, "content-type": "application/json"}
+        )
+        assert "content-length" not in chunked.request.headers
+        assert "passed" in assert_problem(chunked, 413, "body-too-large")["detail"]
+    small = client.post(
+        "/v1/suggest",
+        content=iter([b'{"text": ', b'"Bitte 2FA"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert small.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/suggest", "/v1/suggest/batch", "/v1/requests"])
+def test_a_lone_surrogate_is_422_not_500(
+    client: TestClient, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # JSON may carry "\ud800" (half of a surrogate pair) in; no UTF-8 text can hold it.
+    text = '"\\ud800 admin portal"'
+    body = f'{{"items": [{{"text": {text}}}]}}' if "batch" in path else f'{{"text": {text}}}'
+    response = client.post(path, content=body, headers={**AUTH, "content-type": "application/json"})
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["input"] == "\\ud800 admin portal"  # shown escaped
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    pair = client.post(
+        "/v1/suggest",
+        content='{"text": "\\ud83d\\ude00 Bitte 2FA"}',
+        headers={"content-type": "application/json"},
+    )
+    assert pair.status_code == 200  # a whole pair is an emoji
+
+
+def test_an_unexpected_error_is_a_500_with_the_request_id_logged_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(request_id: int) -> dict:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(client.app.state.triage.store, "get_request", broken)
+    response = client.get("/v1/requests/1", headers=AUTH)
+    problem = assert_problem(response, 500, "internal-error")  # request_id == x-request-id
+    assert "fire" not in response.text
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].request_id == problem["request_id"]
+    assert "the disk is on fire" in str(errors[0].exc_info[1])
 
 
 @pytest.mark.parametrize(
