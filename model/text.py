@@ -28,6 +28,13 @@ SUPPORTED_LANGS = ("de", "en")
 # being forced into German or English.
 _DETECTION_LANGS = ("de", "en", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "tr", "cs")
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Words for telling the language: runs of letters standing alone, not the letters of "2FA",
+# "mp3" or "user_id" ("fa" is an Italian stop word, and made "Bitte 2FA" look Italian).
+_LONE_WORD_RE = re.compile(r"(?<!\w)[^\W\d_]+(?!\w)")
+_LATIN_RE = re.compile(r"[a-z\u00c0-\u024f]+")
+# Half of a UTF-16 surrogate pair: JSON ("\\ud800") and Python strings can hold one, UTF-8
+# cannot, so any output holding it would fail to be written.
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 CHAR_NGRAMS = (3, 5)
 
@@ -140,8 +147,14 @@ def _guess_by_spelling(text: str) -> str:
 
 def detect_lang(text: str) -> str:
     """``"de"``, ``"en"`` or ``"other"``, from stop words and letters alone (offline)."""
-    words = _WORD_RE.findall(text[:5000].lower())
+    head = text[:5000]
+    if not unicodedata.is_normalized("NFC", head):  # "für" typed as u + combining diaeresis
+        head = unicodedata.normalize("NFC", head)
+    words = _LONE_WORD_RE.findall(head.lower())
     if not words:
+        return "other"
+    letters = "".join(words)
+    if len(_LATIN_RE.sub("", letters)) > len(letters) / 2:  # mostly Cyrillic, Han, Arabic…
         return "other"
     rows, weights = _stop_word_table()
     hits = [row for word in words if (row := rows.get(word)) is not None]
@@ -150,7 +163,7 @@ def detect_lang(text: str) -> str:
     if scores[best] < 1.5:
         # Ticket titles such as "Wartemusik pro Queue?" have almost no function words: decide
         # between German and English by spelling, since the form only takes those two.
-        return _guess_by_spelling(text[:5000])
+        return _guess_by_spelling(head)
     if best in SUPPORTED_LANGS:
         return best
     # A German or English request quoting a French customer still is German or English.
@@ -236,7 +249,13 @@ def clean_text(text: str) -> str:
 
 
 def analyze(text: str, max_chars: int = 20_000) -> Analysis:
-    """Tokenise one text with the spaCy tokenizer of its language."""
+    """Tokenise one text with the spaCy tokenizer of its language.
+
+    Half of a surrogate pair becomes U+FFFD in ``Analysis.text`` (one character for one, so
+    offsets stay), so that evidence quoted from it can always be written out.
+    """
+    if _SURROGATE_RE.search(text):
+        text = _SURROGATE_RE.sub("\ufffd", text)
     truncated = len(text) > max_chars
     body = clean_text(text[:max_chars])
     framing = boilerplate_spans(body, _stop_union())

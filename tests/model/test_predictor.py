@@ -145,10 +145,26 @@ def test_gibberish_is_novel_and_goes_to_review(trained_model: TriageModel) -> No
         ("Nous voulons transférer les appels vers un autre numéro, merci", "other"),
         ("Chcemy przekierować połączenia na inny numer, dziękuję bardzo", "other"),
         ("", "other"),
+        # "fa" in "2FA" is no Italian stop word, nor "a" in "mp3a".
+        ("Admin-Portal ohne 2FA. Bitte 2FA einführen. 2FA ist Pflicht laut Versicherung.", "de"),
+        ("2FA login: enforce 2FA, 2FA via app", "en"),
+        # Umlauts typed as a letter and a combining mark (NFD), as pasted from a Mac.
+        ("Bitte 2FA fu\u0308r das Admin-Portal und Sicherheitsu\u0308berpru\u0308fung", "de"),
+        ("管理ポータルに二要素認証を追加してください", "other"),
+        ("Пожалуйста, добавьте двухфакторную аутентификацию для портала", "other"),
     ],
 )
 def test_language_detection(text: str, lang: str) -> None:
     assert detect_lang(text) == lang
+
+
+def test_half_a_surrogate_pair_cannot_break_a_suggestion(trained_model: TriageModel) -> None:
+    # JSON's "\ud800" and Python strings can hold it; no UTF-8 output can.
+    suggestion = trained_model.suggest("\ud800 Bitte 2FA für das Admin-Portal \udfff")
+    record = json.dumps(suggestion.to_record("x"), ensure_ascii=False).encode("utf-8")
+    assert "security" in json.loads(record)["labels"]
+    quoted = [e.text for ls in suggestion.per_label for e in ls.evidence]
+    assert quoted and all("\ud800" not in q and "\udfff" not in q for q in quoted)
 
 
 @pytest.mark.parametrize(
