@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from model import Registry, TriageModel
-from model.registry import default_model_dir
+from model.registry import ArtifactError, default_model_dir
 
 
 def load_version(model_dir: Path | str | None = None, version: str | None = None) -> TriageModel:
@@ -23,15 +23,23 @@ def load_version(model_dir: Path | str | None = None, version: str | None = None
 
 
 def list_versions(model_dir: Path | str | None = None) -> pd.DataFrame:
-    """One row per version, oldest first: creation time, current, data sizes, quality.
+    """One row per version, oldest first: creation time, current, data sizes, quality; a
+    version whose manifest cannot be read has only ``error`` (why) filled in.
 
     >>> list_versions("var/models")[["created_at", "current", "macro_f1"]]  # doctest: +SKIP
     """
     registry = Registry(model_dir or default_model_dir())
-    current = registry.current()
+    try:
+        current = registry.current()
+    except ArtifactError:  # no version is current, but all are worth listing
+        current = None
     rows = []
     for version in registry.list_versions():
-        manifest = registry.manifest(version)
+        try:
+            manifest = registry.manifest(version)
+        except ArtifactError as exc:  # one damaged version does not hide the others
+            rows.append({"version": version, "current": version == current, "error": str(exc)})
+            continue
         metrics = manifest.get("metrics") or {}
         rows.append(
             {

@@ -85,6 +85,68 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+# What a manifest must hold, and of which type; the model card and loading read these. The
+# checksum covers the artifact only, so an edited manifest is caught here or not at all.
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": int,
+    "version": str,
+    "created_at": str,
+    "labels": list,
+    "thresholds": dict,
+    "artifact": str,
+    "artifact_sha256": str,
+}
+_MANIFEST_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "metrics": dict,
+    "config": dict,
+    "code": dict,
+    "libs": dict,
+    "concepts": dict,
+    "eval_data": dict,
+    "data": (list, dict),
+}
+
+
+def _check_manifest(path: Path, manifest: object) -> None:
+    """Raise ``ArtifactError`` naming the first field of ``manifest`` that cannot be used."""
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ArtifactError(f"{path}: {problem}; the manifest was edited or damaged, retrain")
+
+
+def _manifest_problem(manifest: object) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"a JSON object expected, not {type(manifest).__name__}"
+    missing = [key for key in _MANIFEST_FIELDS if key not in manifest]
+    if missing:
+        return f"field {missing[0]!r} is missing"
+    for key, kind in {**_MANIFEST_FIELDS, **_MANIFEST_OPTIONAL}.items():
+        value = manifest.get(key)
+        if value is None and key in _MANIFEST_OPTIONAL:  # e.g. a model without concept space
+            continue
+        if key in manifest and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"field {key!r} is {type(value).__name__}, expected {_names(kind)}"
+    if not all(isinstance(label, str) for label in manifest["labels"]):
+        return "field 'labels' must list strings"
+    if not all(_is_number(t) for t in manifest["thresholds"].values()):
+        return "field 'thresholds' must map labels to numbers"
+    artifact = manifest["artifact"]
+    if artifact in ("", ".", "..") or Path(artifact).name != artifact:
+        return f"field 'artifact' must name a file in the version's folder, not {artifact!r}"
+    if not all(isinstance(v, str) for v in (manifest.get("libs") or {}).values()):
+        return "field 'libs' must map library names to version strings"
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
 class Registry:
     """Versions of the model under one directory."""
 
@@ -114,13 +176,18 @@ class Registry:
         pointer = self.root / CURRENT_NAME
         if not pointer.is_file():
             return None
-        version = pointer.read_text(encoding="utf-8").strip()
+        try:
+            version = pointer.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise ArtifactError(
+                f"{pointer}: not a version id (the file is not UTF-8 text)"
+            ) from None
         return version or None
 
     def manifest(self, version: str) -> dict[str, Any]:
         path = self.version_dir(version) / MANIFEST_NAME
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            manifest = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             known = ", ".join(self.list_versions()) or "none"
             raise ArtifactError(
@@ -128,6 +195,8 @@ class Registry:
             ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{path}: manifest is not valid JSON ({exc}); retrain") from exc
+        _check_manifest(path, manifest)
+        return manifest
 
     def new_version_id(self, git_sha: str | None = None, now: datetime | None = None) -> str:
         """``20250114-103000-ab12cd3``: sorts by time, points to a commit."""

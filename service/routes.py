@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import to_json
 
+from model import ArtifactError
 from service import schemas as s
 from service.convert import margin, suggestion_out
 from service.demand import apply_demand, compose
@@ -540,7 +541,7 @@ def model_card(state: StateDep) -> Any:
     manifest: dict[str, Any] = dict(model.manifest) if model else {}
     try:
         current = holder.registry.current()
-    except OSError:
+    except (OSError, ArtifactError):  # the reload that meets it says why
         current = None
     return {
         "version": model.version if model else None,

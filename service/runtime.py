@@ -98,12 +98,20 @@ class ModelHolder:
         except OSError as exc:
             self._fail(None, f"cannot read CURRENT in {self.registry.root}: {exc}")
             return False
+        except ArtifactError as exc:
+            self._fail(None, str(exc))
+            return False
         if target is None:
             self._fail(
                 None, f"no current model in {self.registry.root}; train one with `triage train`"
             )
             return False
-        if not force and (target == serving or target == self.state.failed_version):
+        if not force and target == serving:
+            # CURRENT names what is served again: an earlier refusal no longer applies.
+            self.state.last_reload_error = None
+            self.state.failed_version = None
+            return False
+        if not force and target == self.state.failed_version:
             return False
         self.state.last_reload_at = _now()
         started = time.perf_counter()

@@ -195,15 +195,23 @@ def evaluate(
 def models_list(model_dir: ModelDir = None) -> None:
     """All versions, oldest first; the current one is marked with *."""
     registry = Registry(model_dir)
-    current = registry.current()
+    try:
+        current = registry.current()
+    except ArtifactError as exc:  # the versions are still worth listing
+        err.print(f"warning: {exc}")
+        current = None
     versions = registry.list_versions()
     if not versions:
         err.print(f"no model versions in {registry.root}; run `triage train`")
         return
     for version in versions:
-        manifest = registry.manifest(version)
-        macro = manifest.get("metrics", {}).get("macro_f1")
         mark = "*" if version == current else " "
+        try:
+            manifest = registry.manifest(version)
+        except ArtifactError as exc:  # one damaged version does not hide the others
+            print(f"{mark} {version}  unreadable: {exc}")
+            continue
+        macro = manifest.get("metrics", {}).get("macro_f1")
         print(f"{mark} {version}  macro_f1={macro}  created_at={manifest.get('created_at')}")
 
 
@@ -318,7 +326,10 @@ def default_model_reason(registry: Registry) -> str | None:
     artifact format than this code reads (the older versions stay in the registry). A model
     refused for another reason (a changed file) is not replaced: the service reports it.
     """
-    current = registry.current()
+    try:
+        current = registry.current()
+    except ArtifactError:  # an unreadable CURRENT is reported by the service, not replaced
+        return None
     if current is None:
         return f"no model in {registry.root} yet"
     if registry.outdated(current):

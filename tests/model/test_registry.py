@@ -62,6 +62,30 @@ def test_corrupt_manifest_and_unknown_format_are_refused(tmp_path: Path, small_e
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         registry.load("20260101-000000-aaaaaaa")
+    # Only the artifact is checksummed: an edited manifest is caught by its fields' types.
+    for edit, reason in (
+        ({"created_at": 12345}, "field 'created_at' is int, expected str"),
+        ({"libs": {"scikit-learn": None}}, "field 'libs' must map"),
+        ({"thresholds": {"security": "low"}}, "field 'thresholds' must map"),
+        ({"artifact": "../other/model.joblib"}, "field 'artifact' must name a file"),
+        ({"labels": "security"}, "field 'labels' is str, expected list"),
+    ):
+        (folder / "manifest.json").write_text(json.dumps({**manifest, **edit}))
+        with pytest.raises(ArtifactError, match=reason):
+            registry.load("20260101-000000-aaaaaaa")
+    (folder / "manifest.json").write_text(json.dumps([manifest]))
+    with pytest.raises(ArtifactError, match="a JSON object expected"):
+        registry.manifest("20260101-000000-aaaaaaa")
+
+
+def test_an_unreadable_current_pointer_is_an_artifact_error(
+    tmp_path: Path, small_estimator
+) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    (tmp_path / "CURRENT").write_bytes(b"\xff\xfe x")
+    with pytest.raises(ArtifactError, match="not UTF-8"):
+        registry.current()
 
 
 def test_a_version_of_another_format_is_outdated(tmp_path: Path, small_estimator) -> None:

@@ -107,6 +107,19 @@ def test_reload_wait_reports_a_refusal(
     assert answer["status"] == "failed"
     assert answer["version"] == serving
     assert "no-such-version" in answer["last_reload_error"]
+    # A CURRENT that is not even text: refused the same way, and the card still answers.
+    write_atomic(registry_copy / "CURRENT", b"\xff\xfe x")
+    answer = client.post("/v1/model/reload", params={"wait": True}, headers=AUTH).json()
+    assert (answer["status"], answer["version"]) == ("failed", serving)
+    assert "not UTF-8" in answer["last_reload_error"]
+    card = client.get("/v1/model")
+    assert card.status_code == 200 and card.json()["registry_current"] is None
+    # CURRENT names the served version again: the refusal no longer stands, also for the
+    # watcher's poll, which does not load the served version again.
+    write_atomic(registry_copy / "CURRENT", f"{serving}\n".encode())
+    assert client.app.state.triage.holder.reload(force=False) is False
+    card = client.get("/v1/model").json()
+    assert card["last_reload_error"] is None and card["version"] == serving
 
 
 def test_in_flight_suggestions_finish_during_swaps(
