@@ -7,6 +7,7 @@ import gc
 import json
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -24,6 +25,11 @@ DEFAULT_BAND = 0.1
 DEFAULT_ACROSS_LANGUAGES = 2
 _PARALLEL_MIN = 512  # below this, starting worker processes costs more than it saves
 _WORKER_MODEL: TriageModel | None = None
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C is the parent's to handle: a worker that raised too could hang the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _suggest_in_worker(chunk: tuple[list[str], bool, list[object] | None]) -> list[object]:
@@ -226,7 +232,8 @@ class TriageModel:
             for i in range(0, len(texts), size)
         ]
         try:
-            with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
+            pool = multiprocessing.get_context("fork").Pool(n_jobs, initializer=_ignore_sigint)
+            with pool:  # leaving it terminates the workers, also on Ctrl-C
                 parts = pool.map(_suggest_in_worker, chunks)
         finally:
             _WORKER_MODEL = None

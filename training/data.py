@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class DataProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}"
+        where = f"{self.path}:{self.line}" if self.line else self.path  # 0: the whole file
         return (
             f"{where}: field '{self.field}': {self.message}"
             if self.field
@@ -51,14 +52,26 @@ class DataProblem:
 
 
 class DataError(ValueError):
-    """A training file that cannot be used; lists every problem with file, line and field."""
+    """A data file that cannot be used; lists every problem with file, line and field."""
 
     def __init__(self, problems: list[DataProblem]) -> None:
         self.problems = problems
         shown = "\n".join(f"  {p}" for p in problems[:MAX_ERRORS_SHOWN])
         more = len(problems) - MAX_ERRORS_SHOWN
         suffix = f"\n  … and {more} more" if more > 0 else ""
-        super().__init__(f"{len(problems)} problem(s) in the training data:\n{shown}{suffix}")
+        files = sorted({p.path for p in problems})
+        where = files[0] if len(files) == 1 else f"{len(files)} files"
+        super().__init__(f"{len(problems)} problem(s) in {where}:\n{shown}{suffix}")
+
+
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds half of a surrogate pair (JSON's ``\\ud800``), which no UTF-8
+    file can hold, so a model trained on it could never be described or written out."""
+    found = _SURROGATE_RE.search(text)
+    return None if found is None else found.start()
 
 
 def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, list[DataProblem]]:
@@ -74,14 +87,17 @@ def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, lis
         if name not in record:
             problem(name, "missing (every record needs id, text, labels and lang)")
     raw_id = record.get("id")
-    if "id" in record and not (isinstance(raw_id, str | int) and str(raw_id).strip()):
-        problem("id", f"expected a non-empty string or number, got {raw_id!r}")
+    valid_id = isinstance(raw_id, str | int) and not isinstance(raw_id, bool)
+    if "id" in record and not (valid_id and str(raw_id).strip()):
+        problem("id", f"expected a non-empty string or whole number, got {raw_id!r}")
     text = record.get("text")
     if "text" in record:
         if not isinstance(text, str):
             problem("text", f"expected a string, got {type(text).__name__}")
         elif not text.strip():
             problem("text", "is empty")
+        elif (at := _lone_surrogate(text)) is not None:
+            problem("text", f"holds half of a UTF-16 surrogate pair at character {at}")
     labels = record.get("labels")
     if "labels" in record:
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -129,6 +145,9 @@ def parse_samples(data: bytes, path: str) -> list[Sample]:
             problems.append(
                 DataProblem(path, number, None, f"broken JSON at column {exc.colno}: {exc.msg}")
             )
+            continue
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+            problems.append(DataProblem(path, number, None, f"unreadable JSON: {exc}"))
             continue
         sample, found = _check_record(record, path, number)
         problems.extend(found)

@@ -10,10 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from model.estimator import LABELS
 from model.predictor import TriageModel
 from model.registry import Registry
 from training.config import TrainConfig, load_config
-from training.data import DataError, DataProblem, load_many, load_samples
+from training.data import DataError, DataProblem, Sample, load_many, load_samples
 from training.evaluate import metrics_of, scored
 from training.pipeline import Progress, _no_progress, fit_estimator
 from training.report import write_report
@@ -31,6 +32,25 @@ class TrainResult:
     metrics: dict[str, Any]
     promoted: bool
     seconds: float
+    # Why the version was saved but not made current (too few examples of a label), if so.
+    held_back: str | None = None
+
+
+# A label needs this many requests with it and without it before a model trained on the data
+# may replace the current one: fewer cannot be learnt (a file of three requests, or one with
+# every security request left out, gave models that were promoted all the same).
+MIN_EXAMPLES = 20
+
+
+def thin_labels(samples: list[Sample]) -> list[str]:
+    """Each label with fewer than ``MIN_EXAMPLES`` requests with it or without it, said why."""
+    found = []
+    for label in LABELS:
+        having = sum(label in s.labels for s in samples)
+        for count, side in ((having, "with"), (len(samples) - having, "without")):
+            if count < MIN_EXAMPLES:
+                found.append(f"{count} requests {side} {label!r}")
+    return found
 
 
 def _git(*args: str) -> str:
@@ -128,6 +148,12 @@ def train(
         progress("report", 1, 1)
 
     path = registry.save(version_id, estimator, manifest, write_extras)
-    if promote:
+    thin = thin_labels(samples)
+    held_back = None
+    if promote and thin:
+        held_back = f"the training data has {', '.join(thin)} (at least {MIN_EXAMPLES} needed)"
+    if promote and not held_back:
         registry.promote(version_id)
-    return TrainResult(version_id, path, metrics, promote, time.perf_counter() - started)
+    promoted = promote and held_back is None
+    seconds = time.perf_counter() - started
+    return TrainResult(version_id, path, metrics, promoted, seconds, held_back)

@@ -91,6 +91,11 @@ def train_default(
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     _print_metrics(result.metrics)
+    if result.held_back:
+        _fail(
+            f"version {result.version} was saved but NOT made current: {result.held_back}. "
+            f"To serve it all the same: triage models use {result.version}"
+        )
     err.print(
         f"trained in {result.seconds:.1f} s; version {result.version} is now current "
         f"({result.path})"
@@ -161,12 +166,17 @@ def predict(
         records = predict_io.read_records(input_path)
     except predict_io.InputError as exc:
         _fail(str(exc), code=2)
-    with _ProgressBar() as progress:
-        problems = predict_io.write_predictions(
-            model, records, sys.stdout, explain=not no_explain, n_jobs=jobs, progress=progress
-        )
+    try:
+        with _ProgressBar() as progress:
+            problems = predict_io.write_predictions(
+                model, records, sys.stdout, explain=not no_explain, n_jobs=jobs, progress=progress
+            )
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        _fail("interrupted; the lines written so far are complete, the rest are missing", 130)
     if problems:
-        err.print(f"{problems} record(s) could not be read; their lines carry an 'error'.")
+        # Every line is written, but a batch job must not take the run for a clean one.
+        _fail(f"{problems} record(s) could not be read; their lines carry an 'error'", 1)
 
 
 @app.command()

@@ -49,10 +49,18 @@ def _jsonl_records(data: bytes, source: str) -> Iterator[InputRecord]:
         except json.JSONDecodeError as exc:
             yield InputRecord(number, None, f"{source}:{number}: broken JSON: {exc.msg}")
             continue
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+            yield InputRecord(number, None, f"{source}:{number}: unreadable JSON: {exc}")
+            continue
         if not isinstance(record, dict):
             yield InputRecord(number, None, f"{source}:{number}: expected a JSON object")
             continue
         record_id = record.get("id", number)
+        if not isinstance(record_id, str | int) or isinstance(record_id, bool):
+            yield InputRecord(
+                number, None, f"{source}:{number}: field 'id': expected a string or whole number"
+            )
+            continue
         text = record.get("text")
         if not isinstance(text, str):
             found = "missing" if "text" not in record else f"a {type(text).__name__}"
@@ -71,6 +79,8 @@ def _csv_records(data: bytes, source: str) -> Iterator[InputRecord]:
         raise InputError(
             f"{source}:{line}: not UTF-8 (byte {exc.start}); save the CSV as UTF-8"
         ) from exc
+    # A text may be as long as a request can be (the csv module stops at 128 KB by default).
+    csv.field_size_limit(max(csv.field_size_limit(), len(content) + 1))
     reader = csv.DictReader(io.StringIO(content, newline=""))
     if not reader.fieldnames or "text" not in reader.fieldnames:
         raise InputError(

@@ -48,6 +48,10 @@ def _line(record: dict[str, object]) -> bytes:
         ),
         (_line({**GOOD, "labels": []}), ":2: field 'id': duplicate id 'x1' (line 1)"),
         (b"[1, 2]", ":2: expected a JSON object"),
+        (b'{"id": "x2", "text": "\\ud800 2FA", "labels": [], "lang": "en"}', ":2: field 'text'"),
+        (b'{"id": ' + b"9" * 5000 + b"}", ":2: unreadable JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, ":2: unreadable JSON"),
+        (_line({**GOOD, "id": True}), ":2: field 'id': expected a non-empty string or whole"),
     ],
     ids=[
         "broken-json",
@@ -58,6 +62,10 @@ def _line(record: dict[str, object]) -> bytes:
         "wrong-encoding",
         "duplicate-id",
         "not-an-object",
+        "lone-surrogate",
+        "huge-number",
+        "deep-nesting",
+        "boolean-id",
     ],
 )
 def test_bad_training_line_names_file_line_and_problem(
@@ -159,3 +167,17 @@ def test_fixed_thresholds_are_used_and_a_label_without_one_is_tuned() -> None:
     j = LABELS.index("security")
     tuned = tune_threshold(report.oof_probabilities[:, j], label_matrix(samples)[:, j], 2.0)
     assert estimator.thresholds["security"] == tuned
+
+
+def test_a_model_of_too_few_examples_is_saved_but_not_made_current(tmp_path: Path) -> None:
+    # Every security request left out: such a model can never flag one, and must not
+    # replace the current model unasked.
+    samples = [
+        s for s in load_samples(SAMPLES / "train.jsonl").samples if "security" not in s.labels
+    ]
+    path = _write(tmp_path, [_line(s.to_record()) for s in samples[:300]])
+    root = tmp_path / "m"
+    result = train(data_paths=[path], eval_path=SAMPLES / "eval.jsonl", model_dir=root)
+    assert not result.promoted
+    assert "0 requests with 'security' (at least 20 needed)" in str(result.held_back)
+    assert Registry(root).current() is None and Registry(root).list_versions() == [result.version]
