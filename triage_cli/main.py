@@ -278,11 +278,15 @@ def retrain(
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Training config TOML.")] = None,
     macro_tolerance: Annotated[
-        float, typer.Option(help="How far macro F1 may fall below the champion's.")
+        float,
+        typer.Option(min=0.0, max=1.0, help="How far macro F1 may fall below the champion's."),
     ] = 0.01,
-    label_tolerance: Annotated[float, typer.Option(help="How far any label's F1 may fall.")] = 0.03,
+    label_tolerance: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="How far any label's F1 may fall.")
+    ] = 0.03,
     holdout: Annotated[
-        float, typer.Option(help="Share of reviewed requests held out for evaluation.")
+        float,
+        typer.Option(min=0.0, max=0.9, help="Share of reviewed requests held out for evaluation."),
     ] = 0.2,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Everything but promotion.")] = False,
 ) -> None:

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
 from service.store import Store
 from training.retrain import ReviewedRequest
 
 
 def reviewed_from_store(database_url: str) -> list[ReviewedRequest]:
-    """Every reviewed request with its latest review: the only human-made training data."""
+    """Every reviewed request with its latest review: the only human-made training data.
+
+    A SQLite file that does not exist is an error, not a store without reviews: a mistyped
+    ``TRIAGE_DATABASE_URL`` would otherwise create an empty one (and its folders) and retrain
+    as if nobody had reviewed anything.
+    """
+    url = make_url(database_url)
+    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if on_disk and not Path(str(url.database)).is_file():
+        raise FileNotFoundError(
+            f"no database at {url.database} (TRIAGE_DATABASE_URL / --database-url); the "
+            "service creates it on its first start"
+        )
     store = Store(database_url)
     try:
-        store.migrate()  # a store the service has not created yet simply has no reviews
+        store.migrate()
         return [
             ReviewedRequest(
                 id=str(row["id"]),

@@ -215,6 +215,7 @@ def test_cli_retrain_refuses_a_second_run(tmp_path) -> None:
 
     from triage_cli.main import app as cli
 
+    (tmp_path / "s.db").touch()  # an empty file is an empty SQLite database
     with retrain_lock(tmp_path):
         result = CliRunner().invoke(
             cli,
@@ -228,3 +229,18 @@ def test_cli_retrain_refuses_a_second_run(tmp_path) -> None:
         )
     assert result.exit_code == 3
     assert "another retraining run" in result.output
+
+
+def test_cli_retrain_refuses_a_database_that_does_not_exist(tmp_path) -> None:
+    # A mistyped URL must not become a new, empty store and a retraining without reviews.
+    from typer.testing import CliRunner
+
+    from triage_cli.main import app as cli
+
+    missing = tmp_path / "no-such-dir" / "triage.sqlite3"
+    result = CliRunner().invoke(
+        cli, ["retrain", "--model-dir", str(tmp_path), "--database-url", f"sqlite:///{missing}"]
+    )
+    assert result.exit_code == 1
+    assert f"no database at {missing}" in result.output
+    assert not missing.parent.exists()
