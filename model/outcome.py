@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from model.suggestion import Evidence, LabelScore
@@ -84,6 +85,17 @@ _TEXTS = {
         ),
     },
 }
+
+
+def outcome_for_labels(labels: Collection[str]) -> str:
+    """The outcome the guide's rules 1–4 give decided labels (a reviewer's, say)."""
+    if "security" in labels:
+        return "security_fix"
+    if "msp_configurable" in labels:
+        return "partner_configures"
+    if "broad_value" in labels:
+        return "prioritize_broad_value"
+    return "decline_limited_use"
 
 
 def decide_outcome(

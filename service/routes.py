@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import to_json
 
 from model import ArtifactError
+from model.outcome import outcome_for_labels
 from service import schemas as s
 from service.convert import margin, suggestion_out
 from service.demand import apply_demand, compose
@@ -252,9 +253,9 @@ def list_requests(
     state: StateDep,
     response: Response,
     status: s.Status | None = None,
-    label: Annotated[str | None, Query(max_length=100, pattern=s.NO_NUL)] = None,
+    label: s.Label | None = None,
     outcome: s.Outcome | None = None,
-    lang: Annotated[str | None, Query(max_length=16, pattern=s.NO_NUL)] = None,
+    lang: s.Language | None = None,
     q: Annotated[
         str | None,
         Query(
@@ -379,12 +380,15 @@ def review_request(
             ],
         )
     labels = [label for label in model.labels if label in review.labels]  # model order, unique
+    # Not given: what the guide's rules give the reviewer's labels (not the suggestion's
+    # outcome, which a review that adds "security" would otherwise leave at "decline").
+    outcome = review.outcome or outcome_for_labels(labels)
     try:
         stored, created = state.store.add_review(
             request_id,
             {
                 "labels": labels,
-                "outcome": review.outcome,
+                "outcome": outcome,
                 "comment": review.comment,
                 "reviewer": review.reviewer,
                 "blind": review.blind,

@@ -7,10 +7,10 @@ problem type (413) rather than a generic validation error.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Outcome = Literal[
     "security_fix",
@@ -20,6 +20,8 @@ Outcome = Literal[
     "needs_review",
 ]
 Status = Literal["pending", "reviewed"]
+Label = Literal["msp_configurable", "security", "broad_value"]  # model.estimator.LABELS
+Language = Literal["de", "en", "other"]  # what model.text.detect_lang tells
 
 # Stored strings may not hold NUL characters: PostgreSQL's text type cannot store them, and an
 # answer must not depend on the backend (SQLite would take them), so both refuse with a 422.
@@ -155,10 +157,26 @@ class FeatureRequestIn(BaseModel):
         default=None, description="When the request arrived (default: now); naive means UTC."
     )
 
+    @field_validator("received_at")
+    @classmethod
+    def _in_utc_range(cls, value: datetime | None) -> datetime | None:
+        """A time whose UTC falls outside years 1–9999 cannot be stored (0001-01-01 at +14:00)."""
+        if value is None:
+            return None
+        try:
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("outside the years 1 to 9999 once converted to UTC") from None
+
 
 class ReviewIn(BaseModel):
     labels: list[str] = Field(max_length=20, description="The labels that apply; may be empty.")
-    outcome: Outcome | None = None
+    outcome: Outcome | None = Field(
+        default=None,
+        description="The decided outcome; if left out, the one the guide's rules give the "
+        "labels (security → security_fix, msp_configurable → partner_configures, broad_value "
+        "→ prioritize_broad_value, none → decline_limited_use).",
+    )
     comment: str | None = Field(default=None, max_length=5_000, pattern=NO_NUL)
     reviewer: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     blind: bool = Field(
@@ -177,7 +195,10 @@ class ReviewOut(BaseModel):
     reviewer: str
     blind: bool
     labels_agreed: bool = Field(description="The labels equal the suggested labels.")
-    outcome_agreed: bool | None = Field(description="null when the review gave no outcome.")
+    outcome_agreed: bool | None = Field(
+        description="Whether the review's outcome is the suggested one (null in reviews stored "
+        "before outcomes were derived from the labels)."
+    )
     created_at: str
 
 
@@ -225,7 +246,7 @@ class RequestSummaryOut(BaseModel):
         description="Reviewed labels, else the suggested ones." + _WITHHELD
     )
     outcome: Outcome | None = Field(
-        description="Reviewed outcome if given, else the suggested one." + _WITHHELD
+        description="The reviewed outcome once reviewed, else the suggested one." + _WITHHELD
     )
     suggested_labels: list[str] | None = Field(description="At intake." + _WITHHELD)
     suggested_outcome: Outcome | None = Field(description="At intake." + _WITHHELD)

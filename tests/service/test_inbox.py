@@ -6,6 +6,7 @@ import json
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,9 @@ from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_suggest import assert_problem
 
+from model.estimator import LABELS
+from model.text import SUPPORTED_LANGS
+from service import schemas as s
 from training.data import load_samples
 
 SECURITY = "Bitte 2FA für das Admin-Portal, Passwörter allein reichen nicht"
@@ -260,7 +264,26 @@ def test_review_with_an_empty_label_list_is_fine(client: TestClient) -> None:
         f"/v1/requests/{created['id']}/review", json={"labels": [], "reviewer": "jd"}, headers=AUTH
     )
     assert response.status_code == 201
-    assert response.json()["outcome"] is None
+    assert response.json()["outcome"] == "decline_limited_use"  # the guide's rule 4
+
+
+def test_a_review_without_outcome_takes_the_one_its_labels_give(client: TestClient) -> None:
+    created = intake(client, NARROW)
+    assert created["suggestion"]["outcome"] != "security_fix"
+    path = f"/v1/requests/{created['id']}/review"
+    client.post(path, json={"labels": ["security"], "reviewer": "jd"}, headers=AUTH)
+    stored = client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()
+    assert (stored["labels"], stored["outcome"]) == (["security"], "security_fix")
+    listed = client.get("/v1/requests", params={"outcome": "security_fix"}, headers=AUTH)
+    assert created["id"] in [r["id"] for r in listed.json()]
+    for labels, outcome in (
+        (["msp_configurable", "broad_value"], "partner_configures"),
+        (["broad_value"], "prioritize_broad_value"),
+    ):
+        client.post(path, json={"labels": labels, "reviewer": "jd"}, headers=AUTH)
+        assert client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["outcome"] == (
+            outcome
+        )
 
 
 @on_both_backends
@@ -318,7 +341,7 @@ def test_nul_characters_are_refused_alike_on_every_backend(client: TestClient) -
         {"labels": [], "reviewer": "jd", "comment": "ok\x00"},
     ):
         assert_problem(client.post(path, json=body, headers=AUTH), 422, "validation-error")
-    for params in ({"lang": "d\x00e"}, {"label": "security\x00"}):
+    for params in ({"lang": "d\x00e"}, {"label": "security\x00"}, {"label": "foo"}, {"lang": "xx"}):
         assert_problem(
             client.get("/v1/requests", params=params, headers=AUTH), 422, "validation-error"
         )
@@ -519,3 +542,24 @@ def test_pending_blind_requests_reveal_no_suggestion(
     assert one["labels"] == ["broad_value"]
     assert reviewed in {row["id"] for row in listed(label="broad_value")}
     assert reviewed not in {row["id"] for row in listed(label="security")}
+
+
+def test_the_filters_know_the_labels_and_languages_the_model_has() -> None:
+    assert get_args(s.Label) == LABELS
+    assert set(get_args(s.Language)) == {*SUPPORTED_LANGS, "other"}
+
+
+def test_a_received_at_outside_the_utc_calendar_is_422(client: TestClient) -> None:
+    for moment in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"):
+        problem = assert_problem(
+            client.post("/v1/requests", json={"text": "2FA", "received_at": moment}, headers=AUTH),
+            422,
+            "validation-error",
+        )
+        assert "once converted to UTC" in problem["detail"]
+    fine = client.post(
+        "/v1/requests",
+        json={"text": "2FA", "received_at": "2025-01-14T12:30:00+02:00"},
+        headers=AUTH,
+    )
+    assert fine.json()["received_at"].startswith("2025-01-14T10:30:00")
