@@ -327,22 +327,25 @@
   // The parts the model left unread (``ignored``) are greyed.
   function renderHighlighted(node, text, field, perLabel, ignored = []) {
     clear(node);
+    // The API's offsets count code points (Python's); a JS string counts UTF-16 units, so
+    // after an emoji slicing it would shift every highlight. Slice the code points instead.
+    const chars = Array.from(text);
     const unread = ignored.filter((i) => i.field === field && i.end > i.start);
     const spans = [];
     for (const ls of perLabel) {
       if (state.hidden.has(ls.label)) continue;
       for (const ev of ls.evidence) {
         if (ev.field !== field || ev.end <= ev.start) continue;
-        spans.push({ start: Math.max(0, ev.start), end: Math.min(text.length, ev.end), label: ls.label, weight: ev.weight });
+        spans.push({ start: Math.max(0, ev.start), end: Math.min(chars.length, ev.end), label: ls.label, weight: ev.weight });
       }
     }
-    const cuts = new Set([0, text.length]);
+    const cuts = new Set([0, chars.length]);
     for (const s of [...spans, ...unread]) { cuts.add(s.start); cuts.add(s.end); }
-    const points = [...cuts].filter((x) => x >= 0 && x <= text.length).sort((a, b) => a - b);
+    const points = [...cuts].filter((x) => x >= 0 && x <= chars.length).sort((a, b) => a - b);
     for (let i = 0; i < points.length - 1; i++) {
       const a = points[i];
       const b = points[i + 1];
-      const piece = text.slice(a, b);
+      const piece = chars.slice(a, b).join("");
       const over = spans.filter((s) => s.start <= a && s.end >= b);
       if (!over.length) {
         const skip = unread.find((u) => u.start <= a && u.end >= b);

@@ -320,7 +320,8 @@ def test_phone_width_try_box_and_model_page(
     total_before = httpx.get(web_server.url + "/v1/requests", headers=AUTH).headers["x-total-count"]
     page.get_by_role("link", name="Try a request").click()
     tried = (
-        "Hallo zusammen,\nBitte 2FA für das Admin-Portal <img src=x onerror=alert(1)>\n\nGruß\nJana"
+        "Hallo zusammen,\n😀😀 Bitte 2FA für das Admin-Portal <img src=x onerror=alert(1)>"
+        "\n\nGruß\nJana"
     )
     page.get_by_label("Text to try").fill(tried)
     page.get_by_role("button", name="Suggest", exact=True).click()
@@ -328,6 +329,12 @@ def test_phone_width_try_box_and_model_page(
     assert page.locator("#try-outcome").get_attribute("data-outcome") == "security_fix"
     assert page.locator("#try-res-text mark").count() >= 1
     assert page.locator("#try-res-text").text_content() == tried
+    # The offsets count code points, as Python does; after the emoji (two UTF-16 units each)
+    # every mark must still cover exactly what the API quoted as evidence.
+    answer = httpx.post(web_server.url + "/v1/suggest", json={"text": tried}).json()
+    quoted = [e["text"] for ls in answer["per_label"] for e in ls["evidence"]]
+    marked = page.locator("#try-res-text mark").all_text_contents()
+    assert marked and all(any(m in q for q in quoted) for m in marked), (marked, quoted)
     # The greeting and the sign-off, which the model did not read, are greyed.
     unread = page.locator("#try-res-text .unread")
     assert unread.all_text_contents() == ["Hallo zusammen,", "Gruß\nJana"]
