@@ -42,15 +42,19 @@ _FOOTER_RE = re.compile(
     r"(?:addressee|recipient|individual|person|named)"
     r"|received (?:this|it|this (?:e-?mail|message|communication)) in error|notify the sender"
     r"|unauthori[sz]ed (?:use|review|disclosure|copying|distribution)"
-    r"|consider the environment before printing|registered (?:office|in england|number)"
-    r"|company (?:no\b|number|registration)|vat (?:reg|no\b|number|id)"
+    r"|consider the environment before printing|registered in england"
+    # Registration details come with their number: "the company number" in a sentence is a
+    # request's words (it made five sample requests vanish whole, footer to the end).
+    r"|registered (?:office|number)\s*[:#]"
+    r"|company (?:no\.?|number|registration(?: no\.?| number)?)\s*[:#]?\s*[a-z]{0,3}\s?\d"
+    r"|vat (?:reg(?:istration)?\.?|no\.?|number|id)\s*(?:no\.?|number)?\s*[:#]?\s*[a-z]{0,3}\s?\d"
     r"|diese (?:e-?mail|nachricht)(?: und (?:alle |etwaige |ihre )?anhänge)? "
     r"(?:enthält|kann|ist|sind)\b[^.\n]{0,60}(?:vertraulich|rechtlich geschützt)"
     r"|nicht der (?:richtige|beabsichtigte|vorgesehene) (?:adressat|empfänger)"
     r"|(?:irrtümlich|versehentlich|fälschlicherweise) erhalten"
     r"|unbefugte (?:weitergabe|kopieren|nutzung|verwendung)"
     r"|geschäftsführ(?:er|erin|ung)\s*:|amtsgericht|registergericht|handelsregister|\bhrb\s*\d"
-    r"|ust\.?-?id|steuer-?nr|sitz der gesellschaft|vorstand\s*:|aufsichtsrat"
+    r"|ust\.?-?id|steuer-?nr|sitz der gesellschaft|vorstand\s*:|aufsichtsrat\w*\s*:"
     r"|(?:denken sie|bitte denken sie) an die umwelt|bevor sie diese (?:e-?mail|mail) ausdrucken",
     re.IGNORECASE,
 )
