@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from model.suggestion import Evidence, LabelScore
 
 # Flags that make any automatic outcome untrustworthy, whatever the scores say.
-REVIEW_FLAGS = ("empty_text", "unsupported_language", "novel")
+REVIEW_FLAGS = ("empty_text", "too_short", "unsupported_language", "novel")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ def _reason(label: LabelScore) -> str:
 _TEXTS = {
     "en": {
         "empty_text": "The request has no text to judge; a reviewer should look at it.",
+        "too_short": (
+            "The request has at most one word to read; too little to judge, a reviewer should "
+            "look at it."
+        ),
         "unsupported_language": (
             "The request is in neither German nor English, so the model cannot judge it."
         ),
@@ -58,6 +62,10 @@ _TEXTS = {
     },
     "de": {
         "empty_text": "Die Anfrage enthält keinen Text; bitte manuell prüfen.",
+        "too_short": (
+            "Die Anfrage hat höchstens ein lesbares Wort; zu wenig für ein Urteil, bitte "
+            "manuell prüfen."
+        ),
         "unsupported_language": (
             "Die Anfrage ist weder deutsch noch englisch; das Modell kann sie nicht beurteilen."
         ),

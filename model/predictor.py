@@ -274,6 +274,8 @@ class TriageModel:
         flags = []
         if not analysis.text.strip():
             flags.append("empty_text")
+        elif len(analysis.tokens) < 2:  # "hi", "test", "Tetris": scores of one word mislead
+            flags.append("too_short")
         elif analysis.lang not in ("de", "en"):
             flags.append("unsupported_language")
         if analysis.text.strip() and topic_similarity < self.estimator.index.novelty_threshold:

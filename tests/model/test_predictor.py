@@ -128,6 +128,15 @@ def test_awkward_input_gets_a_flagged_suggestion(trained_model: TriageModel, kin
         assert suggestion.outcome == "needs_review"
 
 
+@pytest.mark.parametrize("text", ["hi", "test", "Tetris", "Wartemusik?", "😀", "Hallo,\nGruß"])
+def test_one_word_or_none_goes_to_review(trained_model: TriageModel, text: str) -> None:
+    # One word's scores are the model guessing: "test" read as security, "hi" as configurable.
+    suggestion = trained_model.suggest(text)
+    assert "too_short" in suggestion.flags
+    assert suggestion.outcome == "needs_review"
+    assert "too_short" not in trained_model.suggest("SRTP erzwingen").flags
+
+
 def test_gibberish_is_novel_and_goes_to_review(trained_model: TriageModel) -> None:
     suggestion = trained_model.suggest("zxqv blorptastic quuxification wibble flarn")
     assert "novel" in suggestion.flags
