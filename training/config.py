@@ -63,7 +63,7 @@ class TrainConfig:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _whole(value: Any) -> bool:
@@ -72,6 +72,15 @@ def _whole(value: Any) -> bool:
 
 # Settings checked only when the file gives them: what passes, and what the error expects.
 _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "word_min_df": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "char_min_df": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "C": (lambda v: _number(v) and v > 0, "a number above 0"),
+    "cv_folds": (lambda v: _whole(v) and 2 <= v <= 20, "a whole number from 2 to 20"),
+    "seed": (_whole, "a whole number"),
+    "novelty_quantile": (lambda v: _number(v) and 0 <= v < 1, "a share from 0 to below 1"),
+    "max_chars": (lambda v: _whole(v) and v >= 100, "a whole number >= 100"),
+    "use_char_ngrams": (lambda v: isinstance(v, bool), "true or false"),
+    "n_jobs": (lambda v: _whole(v) and v >= -1, "a whole number >= -1 (0: one per core)"),
     "nb_weight": (lambda v: _number(v) and 0 <= v <= 1, "a number from 0 to 1"),
     "nb_smoothing": (lambda v: _number(v) and v > 0, "a number above 0"),
     "concept_dims": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
@@ -87,17 +96,33 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
     """Read a TOML config (default: ``training/configs/default.toml``) and apply overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     with path.open("rb") as handle:
-        raw = tomllib.load(handle)
+        try:
+            raw = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from None
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}")
     if "block_weights" in raw:
-        raw["block_weights"] = tuple(raw["block_weights"])
-        if len(raw["block_weights"]) != 2:
+        raw["block_weights"] = (
+            tuple(raw["block_weights"]) if isinstance(raw["block_weights"], list) else ()
+        )
+        if len(raw["block_weights"]) != 2 or not all(
+            _number(w) and w >= 0 for w in raw["block_weights"]
+        ):
             raise ValueError(
-                f"{path}: block_weights: expected 2 numbers (words, character n-grams), "
+                f"{path}: block_weights: expected 2 numbers >= 0 (words, character n-grams), "
                 f"got {list(raw['block_weights'])}"
+            )
+    for table in ("threshold_beta", "fixed_thresholds"):
+        if table in raw and not isinstance(raw[table], dict):
+            raise ValueError(f"{path}: {table}: expected a table of label = number")
+    for label, value in raw.get("threshold_beta", {}).items():
+        if label not in LABELS or not _number(value) or value <= 0:
+            raise ValueError(
+                f"{path}: threshold_beta.{label}: expected a label of {', '.join(LABELS)} "
+                f"and a number above 0, got {value!r}"
             )
     for label, value in raw.get("fixed_thresholds", {}).items():
         if label not in LABELS or not isinstance(value, int | float) or not 0 < value < 1:

@@ -138,6 +138,15 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         ("concept_min_df = 0", "concept_min_df"),
         ("concept_link_similarity = 0", "concept_link_similarity"),
         ("concept_link_similarity = 1.2", "concept_link_similarity"),
+        ('max_chars = "abc"', "max_chars"),
+        ("cv_folds = 1", "cv_folds"),
+        ("C = -1.0", "C"),
+        ("novelty_quantile = 5", "novelty_quantile"),
+        ("use_char_ngrams = 1", "use_char_ngrams"),
+        ("block_weights = [1.0, -2.0]", "block_weights"),
+        ("threshold_beta = 2", "threshold_beta"),
+        ("[threshold_beta]\nsecurity = 0", r"threshold_beta\.security"),
+        ("C = ", "not valid TOML"),
     ],
     ids=[
         "weight-above-1",
@@ -148,12 +157,22 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         "concept-min-df-zero",
         "link-similarity-zero",
         "link-similarity-above-1",
+        "max-chars-text",
+        "one-fold",
+        "negative-c",
+        "quantile-above-1",
+        "flag-not-boolean",
+        "negative-block-weight",
+        "beta-not-a-table",
+        "beta-zero",
+        "broken-toml",
     ],
 )
 def test_a_bad_setting_is_named(tmp_path: Path, line: str, key: str) -> None:
+    # Named before any training starts, with the file and the key.
     path = tmp_path / "config.toml"
     path.write_text(line + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=rf"config\.toml: {key}: expected"):
+    with pytest.raises(ValueError, match=rf"config\.toml: {key}"):
         load_config(path)
 
 
