@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -136,19 +137,31 @@ def _migration_3(conn: Connection) -> None:
 _SEARCHED = ("title", "text", "partner", "customer", "source")
 
 
+def fold(text: str) -> str:
+    """Case-folded and composed: "Bäckerei" typed with a combining mark (as pasted from a
+    Mac) finds and is found as the composed one, and "ß" as "ss"."""
+    return unicodedata.normalize("NFC", text.casefold())
+
+
 def search_text(record: dict[str, Any]) -> str:
-    """What ``q`` is matched against: the request's own words, case-folded."""
-    return "\n".join(p for p in (record.get(k) for k in _SEARCHED) if p).casefold()
+    """What ``q`` is matched against: the request's own words, folded."""
+    return fold("\n".join(p for p in (record.get(k) for k in _SEARCHED) if p))
 
 
 def _migration_4(conn: Connection) -> None:
     columns = {c["name"] for c in sa.inspect(conn).get_columns("feature_requests")}
     if "search_text" not in columns:
         conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN search_text TEXT")
+    _fill_search_text(conn, feature_requests.c.search_text.is_(None))
+
+
+def _migration_5(conn: Connection) -> None:
+    _fill_search_text(conn, sa.true())  # again, composed (``fold``)
+
+
+def _fill_search_text(conn: Connection, which: sa.ColumnElement[bool]) -> None:
     fields = [feature_requests.c[k] for k in ("id", *_SEARCHED)]
-    rows = conn.execute(
-        sa.select(*fields).where(feature_requests.c.search_text.is_(None), not_erased)
-    ).all()
+    rows = conn.execute(sa.select(*fields).where(which, not_erased)).all()
     if rows:  # one statement for all rows, not a round trip each
         conn.execute(
             feature_requests.update()
@@ -170,6 +183,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "feature_requests.blind_review: blind review chosen at intake", _migration_2),
     Migration(3, "feature_requests.erased_at: erasure leaves a tombstone", _migration_3),
     Migration(4, "feature_requests.search_text: searching the inbox", _migration_4),
+    Migration(5, "feature_requests.search_text: composed characters", _migration_5),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -570,9 +584,7 @@ class Store:
         if lang:
             conditions.append(feature_requests.c.lang == lang)
         if q:
-            conditions.append(
-                feature_requests.c.search_text.contains(q.casefold(), autoescape=True)
-            )
+            conditions.append(feature_requests.c.search_text.contains(fold(q), autoescape=True))
         ordering: list[Any] = []
         if sort == "uncertainty":
             # "uncertainty" sorts the most uncertain (smallest margin) first unless order=desc
