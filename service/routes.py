@@ -41,7 +41,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "API key missing or not accepted",
         404: "No such feature request",
         410: "The feature request was erased",
-        413: "Text or batch too large",
+        413: "Body, text or batch too large",
+        415: "The body is not sent as application/json",
         422: "Invalid field values or unknown label",
         503: "No model loaded",
     }
@@ -70,7 +71,7 @@ def _check_text(state: AppState, value: str, where: str) -> None:
     "/v1/suggest",
     response_model=s.SuggestionOut,
     dependencies=[Depends(suggest_access)],
-    responses=_errors(400, 401, 413, 422, 503),
+    responses=_errors(400, 401, 413, 415, 422, 503),
     tags=["suggest"],
 )
 async def suggest(
@@ -98,7 +99,7 @@ async def suggestion_json(state: AppState, item: s.SuggestIn) -> bytes:
     "/v1/suggest/batch",
     response_model=list[s.BatchItemOut],
     dependencies=[Depends(suggest_access)],
-    responses=_errors(400, 401, 413, 422, 503),
+    responses=_errors(400, 401, 413, 415, 422, 503),
     tags=["suggest"],
 )
 async def suggest_batch(
@@ -180,7 +181,7 @@ def _review_out(row: dict[str, Any]) -> dict[str, Any]:
     response_model=s.RequestCreatedOut,
     status_code=201,
     dependencies=[Depends(require_key)],
-    responses=_errors(400, 401, 413, 422, 503),
+    responses=_errors(400, 401, 413, 415, 422, 503),
     tags=["inbox"],
 )
 def create_request(
@@ -345,7 +346,7 @@ def get_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateD
     dependencies=[Depends(require_key)],
     responses={
         200: {"model": s.ReviewOut, "description": "Replay of an Idempotency-Key"},
-        **_errors(400, 401, 404, 410, 422, 503),
+        **_errors(400, 401, 404, 410, 413, 415, 422, 503),
     },
     tags=["inbox"],
 )
@@ -608,14 +609,19 @@ async def reload_model(
     )
 
 
-@router.get("/healthz", response_model=s.HealthOut, tags=["health"])
+# HEAD too: some load balancers and uptime checks probe with it.
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=s.AliveOut, tags=["health"])
 async def healthz() -> Any:
-    """Alive."""
+    """Alive (the process answers); ``/readyz`` says whether it can serve."""
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz", response_model=s.HealthOut, responses={503: {"model": s.HealthOut}}, tags=["health"]
+@router.api_route(
+    "/readyz",
+    methods=["GET", "HEAD"],
+    response_model=s.HealthOut,
+    responses={503: {"model": s.HealthOut}},
+    tags=["health"],
 )
 def readyz(state: StateDep) -> Any:
     """Ready: a model is loaded and the database answers."""

@@ -310,6 +310,10 @@ class ReloadOut(BaseModel):
     last_reload_error: str | None
 
 
+class AliveOut(BaseModel):
+    status: Literal["ok"]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     model_version: str | None = None

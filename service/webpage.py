@@ -117,7 +117,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         "max_text_chars": settings.max_text_chars,
     }
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> Response:
         return FileResponse(index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
@@ -127,4 +127,14 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         return config
 
     app.include_router(_router())
-    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+    app.mount("/web", _StaticWithPolicy(directory=WEB_DIR), name="web")
+
+
+class _StaticWithPolicy(StaticFiles):
+    """The page's files with the page's headers: ``/web/index.html`` is the page too, and
+    was served without its Content-Security-Policy."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(_PAGE_HEADERS)
+        return response

@@ -17,10 +17,15 @@ def test_page_and_static_files_are_served(web_server: ThreadedServer) -> None:
         ("/web/app.js", "javascript"),
         ("/web/styles.css", "text/css"),
         ("/web/favicon.svg", "image/svg+xml"),
+        ("/web/index.html", "text/html"),  # the page again: with the same policy
     ]:
         response = httpx.get(web_server.url + path)
         assert response.status_code == 200, path
         assert kind in response.headers["content-type"]
+        assert (
+            response.headers["content-security-policy"] == page.headers["content-security-policy"]
+        )
+    assert httpx.head(web_server.url + "/").status_code == 200
 
 
 def test_page_config_names_the_key_header_and_blind_share(web_server: ThreadedServer) -> None:
