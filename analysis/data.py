@@ -34,6 +34,9 @@ def load_samples(paths: Iterable[Path | str] | Path | str | None = None) -> pd.D
         paths = SAMPLE_PATHS
     elif isinstance(paths, str | Path):
         paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise ValueError("no files given: pass one or more JSON Lines paths (None: the samples)")
     rows: list[dict[str, Any]] = []
     for data_file in load_many([Path(p) for p in paths]):
         stem = Path(data_file.path).stem

@@ -48,6 +48,8 @@ def telling_terms(
 
     >>> telling_terms(samples, "security", lang="de", n=5)  # doctest: +SKIP
     """
+    if n < 0:
+        raise ValueError(f"n={n}: how many terms to show, 0 or more")
     if label not in LABELS:
         raise KeyError(f"unknown label {label!r}; known: {', '.join(LABELS)}")
     rows = frame if lang is None else frame[frame["lang"] == lang]

@@ -114,7 +114,7 @@ def pr_curves(labels: pd.DataFrame, suggestions: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for label in LABELS:
         y, scores = truth[label].to_numpy(int), suggested[f"{label}_score"].to_numpy(float)
-        if y.min() == y.max():  # a curve needs both classes
+        if len(y) == 0 or y.min() == y.max():  # a curve needs both classes
             continue
         precision, recall, thresholds = precision_recall_curve(y, scores)
         parts.append(
@@ -172,6 +172,8 @@ def mistakes(labels: pd.DataFrame, suggestions: pd.DataFrame, n: int | None = 10
     Long frame indexed by nothing: id, label, kind (``false_negative``: a label the model
     missed; ``false_positive``: one it suggested wrongly), score, threshold, distance.
     """
+    if n is not None and n < 0:
+        raise ValueError(f"n={n}: how many mistakes to show, 0 or more (None: all)")
     truth, suggested = _aligned(labels, suggestions)
     rows = []
     for label in LABELS:

@@ -54,7 +54,14 @@ def load_reviews(database_url: str | None = None) -> pd.DataFrame:
     >>> reviews.groupby("blind")["labels_agreed"].mean()        # doctest: +SKIP
     """
     url = database_url or _configured_url()
-    parsed = sa.engine.make_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+        parsed.get_dialect()
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ReviewStoreError(
+            f"not a database URL the review store can use: {exc}; expected sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).is_file():

@@ -76,6 +76,8 @@ def explanations(
     0  ev0001  security    Passwort   1.234     17   25
     """
     texts = _texts(frame, column)
+    if isinstance(labels, str):  # one label, not its letters
+        labels = [labels]
     wanted = set(labels) if labels is not None else set(model.labels)
     unknown = wanted - set(model.labels)
     if unknown:

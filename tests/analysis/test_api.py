@@ -220,6 +220,22 @@ def test_explanations_are_a_long_frame_of_spans(
     with pytest.raises(KeyError, match="unknown label"):
         an.explanations(trained_model, picked, labels=["urgent"])
     assert an.explanations(trained_model, picked.iloc[:0]).empty
+    # One label given as a string is that label, not its letters.
+    assert set(an.explanations(trained_model, picked, labels="security")["label"]) == {"security"}
+
+
+def test_edge_cases_fail_clearly_or_answer_sensibly(
+    samples: pd.DataFrame, suggestions: pd.DataFrame
+) -> None:
+    assert an.pr_curves(samples.iloc[:0], suggestions.iloc[:0]).empty
+    with pytest.raises(ValueError, match="n=-1"):
+        an.mistakes(samples, suggestions, n=-1)
+    with pytest.raises(ValueError, match="n=-1"):
+        an.telling_terms(samples, "security", n=-1)
+    with pytest.raises(ValueError, match="no files given"):
+        an.load_samples([])
+    with pytest.raises(an.ReviewStoreError, match="not a database URL"):
+        an.load_reviews("foo://x")
 
 
 # --- reviews ---------------------------------------------------------------------------------
