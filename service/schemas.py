@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 Outcome = Literal[
     "security_fix",
@@ -26,6 +26,8 @@ Language = Literal["de", "en", "other"]  # what model.text.detect_lang tells
 # Stored strings may not hold NUL characters: PostgreSQL's text type cannot store them, and an
 # answer must not depend on the backend (SQLite would take them), so both refuse with a 422.
 NO_NUL = r"^[^\x00]*$"
+# Who reviewed: something besides blanks ("  " named nobody), and no NUL.
+NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
 
 
 # --- suggestions ---------------------------------------------------------------------------
@@ -178,8 +180,8 @@ class ReviewIn(BaseModel):
         "→ prioritize_broad_value, none → decline_limited_use).",
     )
     comment: str | None = Field(default=None, max_length=5_000, pattern=NO_NUL)
-    reviewer: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
-    blind: bool = Field(
+    reviewer: str = Field(min_length=1, max_length=200, pattern=NAMED)
+    blind: StrictBool = Field(
         default=False,
         description="True when the reviewer decided without seeing the suggestion. A review of "
         "a request whose suggestion is withheld for blind review is recorded as blind anyway.",

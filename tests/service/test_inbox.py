@@ -314,6 +314,8 @@ def test_review_errors(client: TestClient) -> None:
         {"labels": [], "reviewer": "jd", "outcome": "later"},
         {"labels": [1], "reviewer": "jd"},
         {"labels": [], "reviewer": "jd", "blind": "sometimes"},
+        {"labels": [], "reviewer": "jd", "blind": "yes"},  # a boolean, not a word for one
+        {"labels": [], "reviewer": "   "},  # blanks name nobody
     ):
         assert_problem(client.post(path, json=bad, headers=AUTH), 422, "validation-error")
     assert_problem(
