@@ -30,7 +30,7 @@ _DETECTION_LANGS = ("de", "en", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", 
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Words for telling the language: runs of letters standing alone, not the letters of "2FA",
 # "mp3" or "user_id" ("fa" is an Italian stop word, and made "Bitte 2FA" look Italian).
-_LONE_WORD_RE = re.compile(r"(?<!\w)[^\W\d_]+(?!\w)")
+_LONE_WORD_RE = re.compile(r"\b[^\W\d_]+\b")
 _LATIN_RE = re.compile(r"[a-z\u00c0-\u024f]+")
 # Half of a UTF-16 surrogate pair: JSON ("\\ud800") and Python strings can hold one, UTF-8
 # cannot, so any output holding it would fail to be written.
@@ -153,9 +153,10 @@ def detect_lang(text: str) -> str:
     words = _LONE_WORD_RE.findall(head.lower())
     if not words:
         return "other"
-    letters = "".join(words)
-    if len(_LATIN_RE.sub("", letters)) > len(letters) / 2:  # mostly Cyrillic, Han, Arabic…
-        return "other"
+    if not head.isascii():
+        letters = "".join(words)
+        if len(_LATIN_RE.sub("", letters)) > len(letters) / 2:  # mostly Cyrillic, Han, Arabic…
+            return "other"
     rows, weights = _stop_word_table()
     hits = [row for word in words if (row := rows.get(word)) is not None]
     scores = dict(zip(_DETECTION_LANGS, weights[hits].sum(axis=0).tolist(), strict=True))
