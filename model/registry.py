@@ -30,7 +30,7 @@ from typing import Any
 import joblib
 import sklearn
 
-from model.estimator import TriageEstimator
+from model.estimator import LABELS, TriageEstimator
 from model.predictor import DEFAULT_ACROSS_LANGUAGES, DEFAULT_BAND, TriageModel
 
 # 2: two feature blocks, the concept lexicon removed; 3: hyphenated words split into their
@@ -306,6 +306,11 @@ class Registry:
             raise ArtifactError(f"{artifact}: not a TriageEstimator; retrain")
         if list(estimator.labels) != list(manifest.get("labels", [])):
             raise ArtifactError(f"{artifact}: labels differ from the manifest; retrain")
+        if tuple(estimator.labels) != LABELS:  # the service, evaluation and reviews use these
+            raise ArtifactError(
+                f"{artifact}: labels {', '.join(estimator.labels)}; this code works with "
+                f"{', '.join(LABELS)}, in that order; retrain"
+            )
         return TriageModel(
             estimator,
             version,

@@ -31,7 +31,14 @@ from training.data import LANGS, Sample, label_mix, load_many, load_samples
 from training.evaluate import evaluate_model
 from training.pipeline import Progress, _no_progress, fit_estimator
 from training.report import draw_run_pictures, render_run_markdown
-from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision, library_versions
+from training.train import (
+    DEFAULT_EVAL,
+    DEFAULT_TRAIN,
+    MIN_EXAMPLES,
+    git_revision,
+    library_versions,
+    thin_labels,
+)
 
 
 class RetrainLocked(RuntimeError):
@@ -228,6 +235,11 @@ def retrain(
 
         champion_version = registry.current()
         champion = None
+        if champion_version is None and registry.list_versions():
+            raise ArtifactError(
+                f"{registry.root} holds model versions but none is current, so there is no "
+                "champion to compare with; choose one with `triage models use VERSION` first"
+            )
         if champion_version is not None:
             try:
                 champion = registry.load(champion_version)
@@ -263,6 +275,11 @@ def retrain(
             if champion is not None
             else []
         )
+        thin = thin_labels(train_samples)
+        if thin:  # as `triage train`: too few examples of a label cannot be learnt
+            reasons.append(
+                f"the training data has {', '.join(thin)} (at least {MIN_EXAMPLES} needed)"
+            )
         passes = not reasons
         status = "dry_run" if dry_run else ("promoted" if passes else "kept")
 
@@ -298,6 +315,15 @@ def retrain(
             "libs": library_versions(),
         }
         registry.save(challenger_version, estimator, manifest)
+        if status == "promoted" and registry.current() != champion_version:
+            # Someone chose another model while this one trained (`triage models use`): the
+            # gate compared with a model that no longer serves, so its verdict does not hold.
+            status = "kept"
+            reasons.append(
+                f"CURRENT changed to {registry.current()} during the run; the challenger was "
+                f"compared with {champion_version} and is not promoted over the new choice"
+            )
+            report.update(status=status, gate_passed=False, reasons=reasons)
         report_dir = write_run_report(registry, run_id, report)
         if status == "promoted":
             registry.promote(challenger_version)

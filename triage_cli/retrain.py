@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from service.demand import compose
 from service.store import Store
 from training.retrain import ReviewedRequest
 
@@ -30,7 +31,9 @@ def reviewed_from_store(database_url: str) -> list[ReviewedRequest]:
         return [
             ReviewedRequest(
                 id=str(row["id"]),
-                text=row["text"],
+                # What the model saw at intake and what the export writes: title, then text
+                # (a body like "see subject" alone taught nothing, or the wrong thing).
+                text=compose(row["title"], row["text"]),
                 labels=tuple(row["labels"]),
                 lang=row["lang"],
                 suggested_labels=tuple(row["suggested_labels"]),

@@ -152,3 +152,17 @@ def test_version_ids_sort_by_time_and_never_collide(tmp_path: Path, small_estima
     second = registry.new_version_id("abc1234")
     assert second != first
     assert first.endswith("-abc1234")
+
+
+def test_a_model_of_other_labels_is_refused(tmp_path: Path, small_estimator) -> None:
+    # The service, evaluation and reviews work with LABELS in that order; a model of two
+    # labels, or of the three in another order, would be served and scored wrongly.
+    from dataclasses import replace
+
+    registry = Registry(tmp_path)
+    reordered = replace(
+        small_estimator, scorers=dict(reversed(list(small_estimator.scorers.items())))
+    )
+    registry.save("20260101-000000-aaaaaaa", reordered, {"libs": {}})
+    with pytest.raises(ArtifactError, match="this code works with msp_configurable"):
+        registry.load("20260101-000000-aaaaaaa")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model.estimator import LABELS
-from model.registry import Registry
+from model.registry import ArtifactError, Registry
 from tests.conftest import SAMPLES
 from training import retrain as retrain_module
 from training.data import Sample, load_samples
@@ -128,6 +128,60 @@ def test_crash_during_training_leaves_registry_consistent(
         pass
 
 
+def test_thin_training_data_is_never_promoted(weak_champion, tmp_path) -> None:
+    # As with `triage train`: without enough requests of a label the challenger cannot learn
+    # it, whatever the gate would say (here there is no security request at all).
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    champion = Registry(models).current()
+    no_security = [s for s in ALL if "security" not in s.labels]
+    base = tmp_path / "base.jsonl"
+    base.write_text(
+        "".join(json.dumps(s.to_record(), ensure_ascii=False) + "\n" for s in no_security[:300]),
+        encoding="utf-8",
+    )
+    result = retrain(_reviews(no_security[300:400]), models, [base], gate=Gate(1.0, 1.0))
+    assert result.status == "kept"
+    assert any("0 requests with 'security'" in reason for reason in result.reasons)
+    assert Registry(models).current() == champion
+
+
+def test_without_a_current_model_among_versions_there_is_no_champion(
+    weak_champion, tmp_path
+) -> None:
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    (models / "CURRENT").unlink()
+    with pytest.raises(ArtifactError, match="none is current"):
+        retrain(_reviews(ALL[250:300]), models, [weak_champion[1]])
+    assert not (models / "CURRENT").exists()
+
+
+def test_a_model_chosen_during_the_run_is_not_overwritten(weak_champion, tmp_path) -> None:
+    import shutil
+
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    registry = Registry(models)
+    champion = registry.current()
+    chosen = f"{champion}-chosen"
+    shutil.copytree(registry.version_dir(champion), registry.version_dir(chosen))
+    manifest_path = registry.version_dir(chosen) / "manifest.json"
+    manifest_path.write_text(
+        json.dumps({**json.loads(manifest_path.read_text()), "version": chosen})
+    )
+
+    def operator_rolls_back(stage: str, done: int, total: int) -> None:
+        if stage == "evaluation" and done == 0:  # while the challenger is being scored
+            registry.promote(chosen)
+
+    result = retrain(
+        _reviews(ALL[250:1000]), models, [weak_champion[1]], progress=operator_rolls_back
+    )
+    assert result.status == "kept"
+    assert any("CURRENT changed to" in reason for reason in result.reasons)
+    assert registry.current() == chosen
+    report = json.loads((result.report_dir / "report.json").read_text())
+    assert report["status"] == "kept" and report["gate_passed"] is False
+
+
 def test_a_second_concurrent_run_is_refused(tmp_path) -> None:
     with retrain_lock(tmp_path), pytest.raises(RetrainLocked, match="another retraining run"):
         retrain([], tmp_path)
@@ -177,8 +231,11 @@ def test_cli_retrain_from_the_store_is_picked_up_by_the_service(weak_champion, t
     with TestClient(create_app(settings)) as client:
         champion = client.get("/v1/model").json()["version"]
         for k, sample in enumerate(ALL[250:850]):
+            title = {"title": "Betreff: siehe Text"} if k == 0 else {}
             created = client.post(
-                "/v1/requests", headers=auth, json={"text": sample.text, "partner": f"p{k % 7}"}
+                "/v1/requests",
+                headers=auth,
+                json={"text": sample.text, "partner": f"p{k % 7}", **title},
             )
             assert created.status_code == 201, created.text
             review = client.post(
@@ -187,6 +244,11 @@ def test_cli_retrain_from_the_store_is_picked_up_by_the_service(weak_champion, t
                 json={"labels": list(sample.labels), "reviewer": "jd"},
             )
             assert review.status_code in (200, 201), review.text
+        # Training reads what the model saw at intake, as the export writes it: title first.
+        from triage_cli.retrain import reviewed_from_store
+
+        texts = [r.text for r in reviewed_from_store(database)]
+        assert f"Betreff: siehe Text\n\n{ALL[250].text}" in texts
         result = CliRunner().invoke(
             cli,
             [
