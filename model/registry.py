@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,7 +337,24 @@ class Registry:
             trash = self.versions_dir / f".trash-{version}"
             os.rename(self.version_dir(version), trash)
             shutil.rmtree(trash)
+        self._remove_leftovers()
         return doomed
+
+    def _remove_leftovers(self, older_than: float = 3600.0) -> None:
+        """Staging folders a killed save or prune left behind (``.tmp-*``, ``.trash-*``).
+
+        They never list as versions, but they hold a whole model, training snippets
+        included, which an erasure must not leave behind. Only those untouched for an hour
+        go: a save running right now stages in a fresh one.
+        """
+        cutoff = time.time() - older_than
+        for folder in (self.versions_dir, self.root / "runs"):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                stale = path.name.startswith((".tmp-", ".trash-")) and path.is_dir()
+                if stale and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 def load_model(

@@ -226,7 +226,8 @@ def retrain(
         if callable(reviewed):
             reviewed = reviewed()
         base_files = load_many(data_paths or [DEFAULT_TRAIN])
-        eval_samples = load_samples(eval_path or DEFAULT_EVAL).samples
+        eval_file = load_samples(eval_path or DEFAULT_EVAL)
+        eval_samples = eval_file.samples
         base = [s for f in base_files for s in f.samples]
         train_samples, holdout, stats = collect(base, reviewed, holdout_share)
         eval_keys = {_key(s.text) for s in eval_samples}
@@ -307,6 +308,7 @@ def retrain(
             "data": [f.summary() for f in base_files]
             + [{"path": "reviews", "n": stats.get("training_reviews", 0)}],
             "config": config.to_dict(),
+            "eval_data": eval_file.summary(),
             "metrics": scores["challenger"]["eval"],
             "yardstick_metrics": scores["challenger"]["yardstick"],
             "retrain_run": run_id,

@@ -300,10 +300,10 @@ def retrain(
 
     url = database_url or os.environ.get("TRIAGE_DATABASE_URL") or default_database_url()
     try:
-        reviewed = reviewed_from_store(url)
         with _ProgressBar() as progress:
             result = run_retrain(
-                reviewed,
+                # Read under the lock: a run refused for another one reads nothing.
+                lambda: reviewed_from_store(url),
                 model_dir,
                 data,
                 eval_path,

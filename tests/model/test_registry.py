@@ -140,9 +140,21 @@ def test_prune_keeps_newest_and_current(tmp_path: Path, small_estimator) -> None
     for version in versions:
         _save(registry, small_estimator, version)
     registry.promote(versions[0])
+    # What a killed save or prune leaves behind goes too, once it is an hour old (a save
+    # running now stages in a fresh folder): it holds a whole model and training snippets.
+    import os
+    import time
+
+    stale = registry.versions_dir / ".tmp-20260101-000000-x-abc"
+    fresh = registry.versions_dir / ".tmp-20260102-000000-x-def"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "model.joblib").write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     removed = registry.prune(keep=2)
     assert removed == versions[1:2]
     assert registry.list_versions() == [versions[0], *versions[2:]]
+    assert not stale.exists() and fresh.exists()
 
 
 def test_version_ids_sort_by_time_and_never_collide(tmp_path: Path, small_estimator) -> None:
