@@ -121,12 +121,22 @@
     const key = sessionStorage.getItem(SESSION_KEY);
     if (key) headers[state.config.api_key_header] = key;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+      });
+    } catch (_) {
+      // fetch() only says "Failed to fetch": say what it means for the reviewer.
+      throw new Error(
+        method === "GET"
+          ? "The triage service cannot be reached; what is shown may be out of date. Try again when it is back."
+          : "The triage service cannot be reached; nothing was saved. Try again when it is back.",
+      );
+    }
     if (!response.ok) {
       let problem = null;
       try { problem = await response.json(); } catch (_) { /* not JSON */ }
@@ -188,7 +198,8 @@
     renderWho();
     const target = state.after && !state.after.startsWith("#/login") ? state.after : "#/inbox";
     state.after = null;
-    location.hash = target;
+    // Setting the address it already has fires no hashchange: route by hand then.
+    if (location.hash === target) route(); else location.hash = target;
   }
 
   // --- routing --------------------------------------------------------------------------------
@@ -227,6 +238,7 @@
       return;
     }
     setView("inbox");
+    setBusy(false);
     await loadInbox();
   }
 
@@ -255,6 +267,11 @@
       return;
     }
     const rows = await response.json();
+    if (!rows.length && state.inbox.offset > 0) {
+      // Deciding the last requests of a later page empties it: show the page before.
+      state.inbox.offset = Math.max(0, state.inbox.offset - PAGE_SIZE);
+      return loadInbox();
+    }
     state.inbox.rows = rows;
     state.inbox.total = Number(response.headers.get("X-Total-Count") || rows.length);
     state.order = rows.map((row) => row.id);
@@ -395,6 +412,7 @@
               if (state.hidden.has(label)) state.hidden.delete(label); else state.hidden.add(label);
               renderLegend(node, rerender);
               rerender();
+              node.querySelector(`[data-label="${label}"]`).focus();
             },
           },
           el("span", { class: "swatch", "aria-hidden": "true" }),
@@ -476,7 +494,21 @@
         el(
           "li",
           item.cross_language ? { class: "cross-language" } : {},
-          el("span", { class: "sim-text", title: "Click to show all", onclick: (e) => e.currentTarget.classList.toggle("open") }, item.text),
+          el(
+            "span",
+            {
+              class: "sim-text",
+              title: "Click (or Enter) to show all",
+              role: "button",
+              tabindex: "0",
+              "aria-expanded": "false",
+              onclick: (e) => toggleOpen(e.currentTarget),
+              onkeydown: (e) => {
+                if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggleOpen(e.currentTarget); }
+              },
+            },
+            item.text,
+          ),
           el(
             "span",
             { class: "sim-meta" },
@@ -487,6 +519,11 @@
         ),
       );
     }
+  }
+
+  function toggleOpen(node) {
+    const open = node.classList.toggle("open");
+    node.setAttribute("aria-expanded", open ? "true" : "false");
   }
 
   function renderSuggestion(prefix, suggestion) {
@@ -509,6 +546,9 @@
   async function openRequest(id) {
     const error = $("req-error");
     error.hidden = true;
+    if (!state.labels.length) {
+      try { await loadModel(); } catch (_) { /* submitReview refuses and says why */ }
+    }
     if (!state.order.length) {
       try { await loadInbox(); } catch (_) { /* the list only feeds next / previous */ }
     }
@@ -520,11 +560,13 @@
       // before must not stay current, or "accept" would review it under this one's address.
       state.current = null;
       $("req-body").hidden = true;
+      setBusy(false);
       showError(error, err);
       return;
     }
     $("req-body").hidden = false;
     state.current = request;
+    setBusy(false);
     const reviewed = request.review;
     state.decision = {
       labels: new Set(reviewed ? reviewed.labels : isBlind(request) ? [] : request.suggested_labels),
@@ -649,12 +691,20 @@
     if (!state.current || !state.labels.includes(label)) return;
     const labels = state.decision.labels;
     if (labels.has(label)) labels.delete(label); else labels.add(label);
+    const focused = document.activeElement && document.activeElement.closest("#label-toggles");
     renderDecision();
+    // The buttons are built anew: give the focus back to the same one.
+    if (focused) $("label-toggles").querySelector(`[data-label="${label}"]`).focus();
   }
 
   async function submitReview(accept) {
     const request = state.current;
     if (!request || state.busy) return;
+    if (!state.labels.length) {
+      // Without the model's labels the decision would be saved as "no label".
+      showError($("req-error"), "The model's labels could not be loaded, so nothing was saved. Reload the page, then decide again.");
+      return;
+    }
     const blind = isBlind(request);
     if (accept && blind) return;
     const labels = accept ? request.suggested_labels : state.labels.filter((l) => state.decision.labels.has(l));
@@ -668,18 +718,17 @@
       blind,
     };
     if (comment) body.comment = comment;
-    state.busy = true;
-    for (const id of ["btn-accept", "btn-save"]) $(id).disabled = true;
+    setBusy(true);
     let review;
     try {
       review = await api(`/v1/requests/${request.id}/review`, { method: "POST", body });
     } catch (err) {
       showError($("req-error"), err);
+      setBusy(false);
       return;
-    } finally {
-      state.busy = false;
-      for (const id of ["btn-accept", "btn-save"]) $(id).disabled = false;
     }
+    // Stays busy until the next request is shown (openRequest) or the inbox is: a second
+    // "accept" meanwhile would review this request again.
     let message = `Saved review of #${request.id}`;
     if (blind) {
       // The API withholds a blind request's suggestion until it is reviewed: fetch it now.
@@ -701,6 +750,11 @@
       state.inbox.offset = 0;
       location.hash = "#/inbox";
     }
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    for (const id of ["btn-accept", "btn-save"]) $(id).disabled = busy;
   }
 
   async function nextPending(doneId) {

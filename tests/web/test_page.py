@@ -354,3 +354,43 @@ def test_phone_width_try_box_and_model_page(
     assert page.locator("#model-metrics tbody tr").count() == 3
     assert page.evaluate(no_overflow)
     watch.assert_clean(page)
+
+
+def test_a_bookmarked_request_a_dead_service_long_words_and_the_keyboard(
+    web_server: ThreadedServer, browser: Any
+) -> None:
+    long_word = "https://portal.example/" + "x" * 300
+    created = intake(web_server, {"text": f"Bitte 2FA für das Admin-Portal, siehe {long_word}"})
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        # A bookmark of a request, in a tab not yet signed in: signing in opens that request
+        # (the address does not change, so no hashchange said so before).
+        page.goto(f"{web_server.url}/#/request/{created['id']}")
+        page.get_by_label("Reviewer name").fill(REVIEWER)
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        wait_for_request(page, created["id"])
+
+        # A word longer than the page breaks instead of widening it.
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+        # A label toggled by keyboard keeps the focus, so Space toggles it back.
+        toggle = page.locator("#label-toggles [data-label='broad_value']")
+        before = toggle.get_attribute("aria-pressed")
+        toggle.focus()
+        page.keyboard.press("Space")
+        assert page.evaluate("() => document.activeElement.dataset.label") == "broad_value"
+        page.keyboard.press("Space")
+        assert toggle.get_attribute("aria-pressed") == before
+
+        # The service cannot be reached: the reviewer is told that nothing was saved.
+        page.route("**/v1/requests/*/review", lambda route: route.abort())
+        page.get_by_role("button", name="Save my decision").click()
+        error = page.locator("#req-error")
+        error.wait_for()
+        assert "cannot be reached; nothing was saved" in error.inner_text()
+        assert stored(web_server, created["id"])["status"] == "pending"
+    finally:
+        context.close()
