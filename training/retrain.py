@@ -31,14 +31,7 @@ from training.data import LANGS, Sample, label_mix, load_many, load_samples
 from training.evaluate import evaluate_model
 from training.pipeline import Progress, _no_progress, fit_estimator
 from training.report import draw_run_pictures, render_run_markdown
-from training.train import (
-    DEFAULT_EVAL,
-    DEFAULT_TRAIN,
-    MIN_EXAMPLES,
-    git_revision,
-    library_versions,
-    thin_labels,
-)
+from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision, library_versions, too_thin
 
 
 class RetrainLocked(RuntimeError):
@@ -276,11 +269,8 @@ def retrain(
             if champion is not None
             else []
         )
-        thin = thin_labels(train_samples)
-        if thin:  # as `triage train`: too few examples of a label cannot be learnt
-            reasons.append(
-                f"the training data has {', '.join(thin)} (at least {MIN_EXAMPLES} needed)"
-            )
+        if thin := too_thin(train_samples):  # as `triage train`: cannot be learnt
+            reasons.append(thin)
         passes = not reasons
         status = "dry_run" if dry_run else ("promoted" if passes else "kept")
 

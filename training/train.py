@@ -42,15 +42,18 @@ class TrainResult:
 MIN_EXAMPLES = 20
 
 
-def thin_labels(samples: list[Sample]) -> list[str]:
-    """Each label with fewer than ``MIN_EXAMPLES`` requests with it or without it, said why."""
+def too_thin(samples: list[Sample]) -> str | None:
+    """Why a model trained on ``samples`` may not replace the current one, or None: each label
+    needs ``MIN_EXAMPLES`` requests with it and as many without it."""
     found = []
     for label in LABELS:
         having = sum(label in s.labels for s in samples)
         for count, side in ((having, "with"), (len(samples) - having, "without")):
             if count < MIN_EXAMPLES:
                 found.append(f"{count} requests {side} {label!r}")
-    return found
+    if not found:
+        return None
+    return f"the training data has {', '.join(found)} (at least {MIN_EXAMPLES} needed)"
 
 
 def _git(*args: str) -> str:
@@ -148,10 +151,7 @@ def train(
         progress("report", 1, 1)
 
     path = registry.save(version_id, estimator, manifest, write_extras)
-    thin = thin_labels(samples)
-    held_back = None
-    if promote and thin:
-        held_back = f"the training data has {', '.join(thin)} (at least {MIN_EXAMPLES} needed)"
+    held_back = too_thin(samples) if promote else None
     if promote and not held_back:
         registry.promote(version_id)
     promoted = promote and held_back is None
