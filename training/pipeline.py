@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -222,6 +222,12 @@ class FitReport:
     thresholds: dict[str, float]
     platt: dict[str, tuple[float, float]]
     concepts: dict[str, Any] | None = None  # ``training.concepts.evaluate_concept_space``
+    # Ids of requests of some length of which the model reads no word (all of it greeting,
+    # signature, footer or template): a rule gone wrong shows here, not in any metric.
+    unread: list[str] = field(default_factory=list)
+
+
+UNREAD_MIN_CHARS = 80  # shorter texts may well be all greeting ("Hallo zusammen, danke!")
 
 
 def fit_estimator(
@@ -293,7 +299,13 @@ def fit_estimator(
         estimator.index.concepts = estimator.concepts.vectors([analyses[i] for i in indexed])
     concepts_report = evaluate_concept_space(analyses, pairs, config)
     progress("concept space", 1, 1)
-    return estimator, FitReport(oof_probabilities, thresholds, platt, concepts_report)
+    unread = [
+        s.id
+        for s, a in zip(samples, analyses, strict=True)
+        if not a.tokens and len(s.text.strip()) >= UNREAD_MIN_CHARS
+    ]
+    report = FitReport(oof_probabilities, thresholds, platt, concepts_report, unread)
+    return estimator, report
 
 
 def novelty_threshold(X: object, quantile: float) -> float:

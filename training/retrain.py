@@ -303,6 +303,7 @@ def retrain(
             "yardstick_metrics": scores["challenger"]["yardstick"],
             "retrain_run": run_id,
             "concepts": fit_report.concepts,
+            "unread_requests": fit_report.unread,
             "code": {"git_sha": git_sha, "dirty": dirty},
             "libs": library_versions(),
         }

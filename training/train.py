@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ class TrainResult:
     metrics: dict[str, Any]
     promoted: bool
     seconds: float
+    # Requests of which the model read no word (see ``FitReport.unread``).
+    unread: list[str] = field(default_factory=list)
     # Why the version was saved but not made current (too few examples of a label), if so.
     held_back: str | None = None
 
@@ -134,6 +136,7 @@ def train(
         "cv_thresholds": fit_report.thresholds,
         "novelty_threshold": estimator.index.novelty_threshold,
         "concepts": fit_report.concepts,
+        "unread_requests": fit_report.unread,
         "code": {"git_sha": git_sha, "dirty": dirty},
         "libs": library_versions(),
     }
@@ -156,4 +159,4 @@ def train(
         registry.promote(version_id)
     promoted = promote and held_back is None
     seconds = time.perf_counter() - started
-    return TrainResult(version_id, path, metrics, promoted, seconds, held_back)
+    return TrainResult(version_id, path, metrics, promoted, seconds, fit_report.unread, held_back)

@@ -91,6 +91,12 @@ def train_default(
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     _print_metrics(result.metrics)
+    if result.unread:
+        shown = ", ".join(result.unread[:10]) + (" …" if len(result.unread) > 10 else "")
+        err.print(
+            f"warning: the model reads no word of {len(result.unread)} training request(s): "
+            f"{shown}. Greeting, signature, footer or template rules took all of their text."
+        )
     if result.held_back:
         _fail(
             f"version {result.version} was saved but NOT made current: {result.held_back}. "

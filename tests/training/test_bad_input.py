@@ -188,6 +188,23 @@ def test_fixed_thresholds_are_used_and_a_label_without_one_is_tuned() -> None:
     assert estimator.thresholds["security"] == tuned
 
 
+def test_training_names_the_requests_of_which_it_reads_no_word(tmp_path: Path) -> None:
+    # A frame rule gone wrong (a "footer" that ran to the end) left requests with no word
+    # to read, and no figure showed it; training now names them.
+    framed = {
+        "id": "all-frame",
+        "text": "Hallo zusammen,\n\nViele Grüße\nMax Mustermann\nTeamleitung Service, Muster GmbH"
+        "\nTel. +49 30 1234567",
+        "labels": [],
+        "lang": "de",
+    }
+    samples = load_samples(SAMPLES / "train.jsonl").samples[:300]
+    path = _write(tmp_path, [_line(s.to_record()) for s in samples] + [_line(framed)])
+    result = train(data_paths=[path], eval_path=SAMPLES / "eval.jsonl", model_dir=tmp_path / "m")
+    assert result.unread == ["all-frame"]
+    assert Registry(tmp_path / "m").manifest(result.version)["unread_requests"] == ["all-frame"]
+
+
 def test_a_model_of_too_few_examples_is_saved_but_not_made_current(tmp_path: Path) -> None:
     # Every security request left out: such a model can never flag one, and must not
     # replace the current model unasked.
