@@ -240,6 +240,12 @@ def _word_form(raw: str) -> str | None:
     return None if lower in _stop_union() else lower
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds half of a UTF-16 surrogate pair (JSON's ``\\ud800``), or None."""
+    found = _SURROGATE_RE.search(text)
+    return None if found is None else found.start()
+
+
 def has_control_chars(text: str) -> bool:
     return _CONTROL_RE.search(text) is not None
 
@@ -255,7 +261,7 @@ def analyze(text: str, max_chars: int = 20_000) -> Analysis:
     Half of a surrogate pair becomes U+FFFD in ``Analysis.text`` (one character for one, so
     offsets stay), so that evidence quoted from it can always be written out.
     """
-    if _SURROGATE_RE.search(text):
+    if lone_surrogate(text) is not None:
         text = _SURROGATE_RE.sub("\ufffd", text)
     truncated = len(text) > max_chars
     body = clean_text(text[:max_chars])

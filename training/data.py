@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from model.estimator import LABELS
+from model.text import lone_surrogate
 
 LANGS = ("de", "en")
 MAX_ERRORS_SHOWN = 20
@@ -64,16 +64,6 @@ class DataError(ValueError):
         super().__init__(f"{len(problems)} problem(s) in {where}:\n{shown}{suffix}")
 
 
-_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
-
-
-def _lone_surrogate(text: str) -> int | None:
-    """Where ``text`` holds half of a surrogate pair (JSON's ``\\ud800``), which no UTF-8
-    file can hold, so a model trained on it could never be described or written out."""
-    found = _SURROGATE_RE.search(text)
-    return None if found is None else found.start()
-
-
 def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, list[DataProblem]]:
     problems: list[DataProblem] = []
 
@@ -96,7 +86,8 @@ def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, lis
             problem("text", f"expected a string, got {type(text).__name__}")
         elif not text.strip():
             problem("text", "is empty")
-        elif (at := _lone_surrogate(text)) is not None:
+        elif (at := lone_surrogate(text)) is not None:
+            # No UTF-8 file can hold it: a model trained on it could never be written out.
             problem("text", f"holds half of a UTF-16 surrogate pair at character {at}")
     labels = record.get("labels")
     if "labels" in record:
