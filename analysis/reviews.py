@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,7 +13,7 @@ from analysis.frames import columns_from_lists
 from model.estimator import LABELS
 from service.demand import compose
 from service.settings import default_database_url
-from service.store import Store
+from service.store import Store, missing_sqlite_file
 
 _COLUMNS = (
     "received_at",
@@ -64,7 +63,7 @@ def load_reviews(database_url: str | None = None) -> pd.DataFrame:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database in ("", ":memory:") or not Path(database).is_file():
+        if database in ("", ":memory:") or missing_sqlite_file(parsed):
             raise ReviewStoreError(
                 f"no SQLite review store at {database or '(memory)'}; pass the URL of the "
                 "service's database (TRIAGE_DATABASE_URL)"

@@ -287,6 +287,17 @@ def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
             time.sleep(0.01)
 
 
+def missing_sqlite_file(url: str | sa.engine.URL) -> str | None:
+    """The file a SQLite URL names, if it does not exist; None for an existing file, an
+    in-memory database or another backend. Opening the store would create it, empty: readers
+    of reviews refuse that instead (a mistyped URL would read as "nobody reviewed anything")."""
+    parsed = sa.engine.make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return None if Path(database).is_file() else database
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine with durable, concurrent-safe settings for SQLite, plain for others."""
     parsed = sa.engine.make_url(url)

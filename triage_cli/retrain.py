@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy.engine import make_url
-
 from service.demand import compose
-from service.store import Store
+from service.store import Store, missing_sqlite_file
 from training.retrain import ReviewedRequest
 
 
@@ -18,11 +14,9 @@ def reviewed_from_store(database_url: str) -> list[ReviewedRequest]:
     ``TRIAGE_DATABASE_URL`` would otherwise create an empty one (and its folders) and retrain
     as if nobody had reviewed anything.
     """
-    url = make_url(database_url)
-    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    if on_disk and not Path(str(url.database)).is_file():
+    if missing := missing_sqlite_file(database_url):
         raise FileNotFoundError(
-            f"no database at {url.database} (TRIAGE_DATABASE_URL / --database-url); the "
+            f"no database at {missing} (TRIAGE_DATABASE_URL / --database-url); the "
             "service creates it on its first start"
         )
     store = Store(database_url)
