@@ -31,7 +31,7 @@ from service.errors import (
     PROBLEM_MEDIA_TYPE,
     BodyTooLarge,
     install_error_handlers,
-    problem_body,
+    internal_error_problem,
 )
 from service.fastpath import SuggestFastPath
 from service.logs import configure_logging, request_id_var
@@ -120,26 +120,14 @@ class RequestContext:
         except BodyTooLarge as exc:  # here before the app, or from a body read outside FastAPI
             if answered:
                 raise
-            problem = problem_body(
-                413, "body-too-large", "Body too large", exc.detail, scope["path"]
-            )
-            await _send_problem(send_with_id, problem, close=True)
+            await _send_problem(send_with_id, exc.problem(scope["path"]), close=True)
         except Exception:
             # Answered here, inside the request's context, so the 500 carries its request id
             # (outside, the id is gone) and the error is logged once.
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if answered:
                 raise
-            await _send_problem(
-                send_with_id,
-                problem_body(
-                    500,
-                    "internal-error",
-                    "Internal error",
-                    "the service failed; the log has the details under this request_id",
-                    scope["path"],
-                ),
-            )
+            await _send_problem(send_with_id, internal_error_problem(scope["path"]))
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

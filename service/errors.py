@@ -74,6 +74,20 @@ class BodyTooLarge(StarletteHTTPException):
         detail = f"{size}; the limit is {limit} (TRIAGE_MAX_BODY_BYTES)"
         super().__init__(413, detail=detail, headers={"connection": "close"})
 
+    def problem(self, instance: str) -> dict[str, Any]:
+        return problem_body(413, "body-too-large", "Body too large", str(self.detail), instance)
+
+
+def internal_error_problem(instance: str) -> dict[str, Any]:
+    """The body of a 500: what failed is in the log, under the request id, not in the answer."""
+    return problem_body(
+        500,
+        "internal-error",
+        "Internal error",
+        "the service failed; the log has the details under this request_id",
+        instance,
+    )
+
 
 def problem_body(
     status: int,
@@ -179,9 +193,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BodyTooLarge)
     async def _body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        detail = str(exc.detail)
-        return problem_response(
-            413, "body-too-large", "Body too large", detail, request.url.path, headers=exc.headers
+        return JSONResponse(
+            exc.problem(request.url.path),
+            status_code=413,
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -205,10 +221,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            "internal-error",
-            "Internal error",
-            "the service failed; the log has the details under this request_id",
-            request.url.path,
+        return JSONResponse(
+            internal_error_problem(request.url.path), status_code=500, media_type=PROBLEM_MEDIA_TYPE
         )
