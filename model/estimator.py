@@ -17,10 +17,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from model.concepts import ConceptSpace
+from model.similarity import nearest_rows
 from model.text import Analysis, char_ngrams
 
 LABELS: tuple[str, ...] = ("msp_configurable", "security", "broad_value")
-_CHUNK = 512  # rows per block when comparing with the training requests
+_CHUNK = 512  # rows per block in best_similarity
 _TRANSFORM_ROWS = 2048  # rows per slice when building TF-IDF rows
 _EVIDENCE_ROWS = 256  # rows per block when computing evidence
 _DERIVED = ("_linear", "_index_topic_norms")  # TriageEstimator caches, not pickled
@@ -50,31 +51,6 @@ def best_similarity(
             block[np.arange(n), lo + np.arange(n)] = -1.0
         best[lo : lo + block.shape[0]] = block.max(axis=1) if block.shape[1] else 0.0
     return best
-
-
-def _topic_query(rows: sp.csr_matrix, keep: np.ndarray, with_full: bool) -> sp.csr_matrix:
-    """The rows holding only the entries where ``keep`` is set; after the full rows if asked."""
-    n = rows.shape[0]
-    entries = np.repeat(np.arange(n), np.diff(rows.indptr))[keep]
-    ends = np.cumsum(np.bincount(entries, minlength=n))
-    data, indices = rows.data[keep], rows.indices[keep]
-    if with_full:
-        data, indices = np.concatenate([rows.data, data]), np.concatenate([rows.indices, indices])
-        indptr = np.concatenate([rows.indptr, rows.indptr[-1] + ends])
-    else:
-        indptr = np.concatenate([[0], ends])
-    query = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, rows.shape[1]))
-    query.has_sorted_indices = True
-    return query
-
-
-def _top_k(block: np.ndarray, k: int, indices: np.ndarray, values: np.ndarray) -> None:
-    """Write the ``k`` largest entries of each row of ``block`` (positions, values), best first."""
-    top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-    top_values = np.take_along_axis(block, top, axis=1)
-    order = np.argsort(-top_values, axis=1, kind="stable")
-    indices[:] = np.take_along_axis(top, order, axis=1)
-    values[:] = np.take_along_axis(top_values, order, axis=1)
 
 
 class Comparison(NamedTuple):
@@ -379,33 +355,22 @@ class TriageEstimator:
     def compare(self, matrix: sp.csr_matrix, k: int) -> Comparison:
         """Topic similarity and the ``k`` nearest training requests of each row.
 
-        One product with the training matrix per block of rows serves both, since each
-        product costs far more to set up than to compute for a few rows: the full rows give
-        cosine similarities; the rows' word entries alone, divided by both sides'
-        norms of that part, give what comparing ``topic_vectors`` would (character n-grams
-        only ever meet character n-grams, so leaving them out of one side leaves them out).
-        Blocks of rows keep memory bounded however large the training set.
+        One pass over the rows' products with the training matrix serves both: the full rows
+        give cosine similarities; the rows' word entries alone, divided by both sides' norms
+        of that part, give what comparing ``topic_vectors`` would (character n-grams only
+        ever meet character n-grams, so leaving them out of one side leaves them out).
         """
-        n_rows, n_train = matrix.shape[0], self.index.matrix.shape[0]
-        k = min(k, n_train)
-        result = Comparison(
-            topic=np.zeros(n_rows),
-            nearest=np.zeros((n_rows, k), dtype=np.int64),
-            similarity=np.zeros((n_rows, k)),
+        nearest, similarity, best = nearest_rows(
+            matrix,
+            self.features._block[matrix.indices] != 1,
+            self.index.matrix_t,
+            self._index_topic_norms,
+            k,
         )
-        if n_train == 0:
-            return result
-        for lo, chunk in _row_blocks(matrix, _CHUNK // 2):
-            n = chunk.shape[0]
-            keep = self.features._block[chunk.indices] != 1
-            block = (_topic_query(chunk, keep, with_full=k > 0) @ self.index.matrix_t).toarray()
-            topical = block[n:] if k else block  # the full rows come first when asked
-            best = (topical / self._index_topic_norms).max(axis=1)
-            norms = self._topic_norms(chunk)
-            np.divide(best, norms, out=result.topic[lo : lo + n], where=norms > 0)
-            if k:
-                _top_k(block[:n], k, result.nearest[lo : lo + n], result.similarity[lo : lo + n])
-        return result
+        norms = self._topic_norms(matrix)
+        topic = np.zeros(matrix.shape[0])
+        np.divide(best, norms, out=topic, where=norms > 0)
+        return Comparison(topic=topic, nearest=nearest, similarity=similarity)
 
     def contributions(
         self, analyses: list[Analysis], matrix: sp.csr_matrix
