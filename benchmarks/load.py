@@ -4,8 +4,9 @@
     python benchmarks/load.py --start --workers 2   # start the service itself first
 
 Defaults: 20,000 requests, 32 concurrent keep-alive connections, after 500 warm-up requests
-(not counted). The client is a minimal asyncio HTTP/1.1 client, so that on a 2-core machine
-as little CPU as possible goes to the load generator instead of the service.
+(not counted). The client is a minimal HTTP/1.1 client (an asyncio protocol per connection,
+httptools to parse the answers, uvloop where installed), so that on a 2-core machine as little
+CPU as possible goes to the load generator instead of the service.
 
 Texts: a built-in mix of German and English feature requests of different lengths, or
 ``--texts FILE`` (JSON Lines with a ``text`` field, e.g. ``data/samples/eval.jsonl``).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -27,10 +29,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
+import httptools
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 TEXTS = [
     "Bitte 2FA für das Admin-Portal",
@@ -78,75 +85,106 @@ class Counter:
         return self.next - 1
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("connection closed")
-    status = int(status_line.split()[1])
-    length = 0
-    chunked = False
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value.strip())
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-    if not chunked:
-        return status, await reader.readexactly(length)
-    body = b""
-    while True:
-        size = int((await reader.readline()).strip(), 16)
-        if size == 0:
-            await reader.readline()
-            return status, body
-        body += await reader.readexactly(size)
-        await reader.readline()
+TIMEOUT = 30.0  # seconds per request
 
 
-async def _connection(
-    host: str,
-    port: int,
-    path: str,
-    requests: list[bytes],
-    counter: Counter,
-    latencies: list[float],
-    errors: dict[str, int],
-    headers: bytes,
-) -> None:
-    reader = writer = None
-    while (i := counter.take()) is not None:
-        body = requests[i % len(requests)]
-        message = (
-            (
-                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            ).encode()
-            + headers
-            + b"\r\n"
-            + body
-        )
+class _Run:
+    """What the connections of one run share: the requests to send and what came back."""
+
+    def __init__(self, messages: list[bytes], n: int) -> None:
+        self.messages = messages
+        self.counter = Counter(n)
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection, one request at a time: writes a request, parses the answer
+    with httptools as it arrives, records it and writes the next one, all in the protocol's
+    callbacks. No task and no timer per request: one watchdog timer per connection checks the
+    30 s timeout of the request in flight and re-arms itself for the time left."""
+
+    def __init__(self, run: _Run, first: int, started: float) -> None:
+        self.run = run
+        self.parser = httptools.HttpResponseParser(self)
+        self.body = bytearray()
+        self.first = first
+        self.started: float | None = started  # when the request in flight was written
+        self.loop = asyncio.get_running_loop()
+        self.closed = self.loop.create_future()
+        self.transport: asyncio.Transport
+        self.watchdog: asyncio.TimerHandle
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.watchdog = self.loop.call_later(TIMEOUT, self.watch)
+        transport.write(self.run.messages[self.first % len(self.run.messages)])
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.fail(type(exc).__name__)
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        run = self.run
+        if self.started is None:  # an answer to no request
+            self.transport.abort()
+            return
+        run.latencies.append(time.perf_counter() - self.started)
+        status = self.parser.get_status_code()
+        if status != 200 or b'"model_version"' not in self.body:
+            run.error(f"HTTP {status}")
+        self.body.clear()
+        i = run.counter.take()
+        if i is None:
+            self.started = None
+            self.transport.close()
+            return
+        self.started = time.perf_counter()
+        self.transport.write(run.messages[i % len(run.messages)])
+
+    def watch(self) -> None:
+        if self.started is None:
+            self.watchdog = self.loop.call_later(TIMEOUT, self.watch)
+        elif (left := self.started + TIMEOUT - time.perf_counter()) > 0:
+            self.watchdog = self.loop.call_later(left, self.watch)
+        else:
+            self.fail("TimeoutError")
+
+    def fail(self, kind: str) -> None:
+        if self.started is not None:
+            self.run.error(kind)
+            self.started = None
+        self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.watchdog.cancel()
+        if self.started is not None:  # closed with a request in flight
+            self.run.error(type(exc).__name__ if exc is not None else "ConnectionError")
+            self.started = None
+        self.closed.set_result(None)
+
+
+async def _connection(host: str, port: int, run: _Run) -> None:
+    """Connects, and again after each failed request, until the run's requests are taken."""
+    loop = asyncio.get_running_loop()
+    while (i := run.counter.take()) is not None:
         started = time.perf_counter()
         try:
-            if writer is None:
-                reader, writer = await asyncio.open_connection(host, port)
-            writer.write(message)
-            await writer.drain()
-            status, payload = await asyncio.wait_for(_read_response(reader), 30)
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
-            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            if writer is not None:
-                writer.close()
-            reader = writer = None
+            _, connection = await loop.create_connection(
+                functools.partial(_Connection, run, i, started), host, port
+            )
+        except OSError as exc:
+            run.error(type(exc).__name__)
             continue
-        latencies.append(time.perf_counter() - started)
-        if status != 200 or b'"model_version"' not in payload:
-            errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
-    if writer is not None:
-        writer.close()
+        await connection.closed
 
 
 async def run_load(
@@ -155,19 +193,29 @@ async def run_load(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path.rstrip("/") or "") + "/v1/suggest"
-    requests = [json.dumps({"text": t}, ensure_ascii=False).encode() for t in texts]
     headers = f"X-API-Key: {api_key}\r\n".encode() if api_key else b""
-    counter = Counter(n)
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
+    messages = []
+    for text in texts:
+        body = json.dumps({"text": text}, ensure_ascii=False).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        ).encode()
+        messages.append(head + headers + b"\r\n" + body)
+    run = _Run(messages, n)
     started = time.perf_counter()
-    await asyncio.gather(
-        *(
-            _connection(host, port, path, requests, counter, latencies, errors, headers)
-            for _ in range(concurrency)
-        )
-    )
-    return latencies, errors, time.perf_counter() - started
+    await asyncio.gather(*(_connection(host, port, run) for _ in range(concurrency)))
+    return run.latencies, run.errors, time.perf_counter() - started
+
+
+def run_on_uvloop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop's event loop where it is installed: less client CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -303,10 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         texts = load_texts(args.texts)
         if args.warmup:
             # Warm-up also waits out workers still starting (readyz answers from the first).
-            asyncio.run(run_load(args.url, args.warmup, args.concurrency, texts, args.api_key))
+            run_on_uvloop(run_load(args.url, args.warmup, args.concurrency, texts, args.api_key))
         service_cpu = group_cpu_seconds(process.pid) if process is not None else None
         client_cpu = time.process_time()
-        latencies, errors, elapsed = asyncio.run(
+        latencies, errors, elapsed = run_on_uvloop(
             run_load(args.url, args.requests, args.concurrency, texts, args.api_key)
         )
         client_cpu = time.process_time() - client_cpu
