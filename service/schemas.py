@@ -26,14 +26,19 @@ Language = Literal["de", "en", "other"]  # what model.text.detect_lang tells
 # Stored strings may not hold NUL characters: PostgreSQL's text type cannot store them, and an
 # answer must not depend on the backend (SQLite would take them), so both refuse with a 422.
 NO_NUL = r"^[^\x00]*$"
-# Who reviewed: something besides blanks ("  " named nobody), and no NUL.
+# Who reviewed, or what a stored request says: something besides blanks, and no NUL.
 NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
+# A field the API does not know is refused (422 naming it), not dropped: a client that sends
+# "titel" or "reviwer" learns of it instead of losing what it meant to store.
+_INPUT = ConfigDict(extra="forbid")
 
 
 # --- suggestions ---------------------------------------------------------------------------
 
 
 class SuggestIn(BaseModel):
+    model_config = _INPUT
+
     text: str = Field(min_length=1, description="The feature request, German or English.")
     title: str | None = Field(default=None, max_length=300)
 
@@ -43,6 +48,8 @@ class BatchItemIn(SuggestIn):
 
 
 class BatchIn(BaseModel):
+    model_config = _INPUT
+
     items: list[BatchItemIn] = Field(description="At most TRIAGE_BATCH_LIMIT (1,000) items.")
 
 
@@ -148,7 +155,10 @@ class BatchItemOut(SuggestionOut):
 
 
 class FeatureRequestIn(BaseModel):
-    text: str = Field(min_length=1, pattern=NO_NUL)
+    model_config = _INPUT
+
+    # A stored request of blanks could never be triaged; a suggestion of one says empty_text.
+    text: str = Field(min_length=1, pattern=NAMED)
     title: str | None = Field(default=None, max_length=300, pattern=NO_NUL)
     partner: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     customer: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
@@ -172,6 +182,8 @@ class FeatureRequestIn(BaseModel):
 
 
 class ReviewIn(BaseModel):
+    model_config = _INPUT
+
     labels: list[str] = Field(max_length=20, description="The labels that apply; may be empty.")
     outcome: Outcome | None = Field(
         default=None,

@@ -207,6 +207,24 @@ def test_list_rejects_bad_parameters(client: TestClient, params: dict) -> None:
     assert_problem(client.get("/v1/requests", params=params, headers=AUTH), 422, "validation-error")
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": " \n\t "}, "text"),  # nothing a reviewer could triage
+        ({"text": "Bitte 2FA", "partnr": "Muster IT"}, "partnr"),  # the partner would be lost
+    ],
+    ids=["blank text", "unknown field"],
+)
+def test_intake_refuses_blank_text_and_unknown_fields(
+    client: TestClient, body: dict, field: str
+) -> None:
+    problem = assert_problem(
+        client.post("/v1/requests", json=body, headers=AUTH), 422, "validation-error"
+    )
+    assert problem["errors"][0]["loc"][-1] == field
+    assert client.get("/v1/requests", headers=AUTH).json() == []
+
+
 @on_both_backends
 def test_missing_request_is_404(client: TestClient) -> None:
     assert_problem(client.get("/v1/requests/999999", headers=AUTH), 404, "request-not-found")
@@ -316,6 +334,7 @@ def test_review_errors(client: TestClient) -> None:
         {"labels": [], "reviewer": "jd", "blind": "sometimes"},
         {"labels": [], "reviewer": "jd", "blind": "yes"},  # a boolean, not a word for one
         {"labels": [], "reviewer": "   "},  # blanks name nobody
+        {"labels": [], "reviewer": "jd", "coment": "typo"},  # dropped, it would be lost
     ):
         assert_problem(client.post(path, json=bad, headers=AUTH), 422, "validation-error")
     assert_problem(

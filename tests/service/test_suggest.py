@@ -325,8 +325,19 @@ def test_malformed_json_is_400(client: TestClient, body: bytes) -> None:
         ({"text": "ok", "title": 3}, "title"),
         ([1, 2], "body"),
         ("just a string", "body"),
+        ({"text": "ok", "titel": "Wartemusik"}, "titel"),
     ],
-    ids=["int", "list", "null", "missing", "empty", "title-int", "array-body", "string-body"],
+    ids=[
+        "int",
+        "list",
+        "null",
+        "missing",
+        "empty",
+        "title-int",
+        "array-body",
+        "string-body",
+        "unknown-field",
+    ],
 )
 def test_wrong_types_are_422(client: TestClient, payload: object, where: str) -> None:
     body = assert_problem(client.post("/v1/suggest", json=payload), 422, "validation-error")
@@ -337,6 +348,11 @@ def test_batch_wrong_types_are_422(client: TestClient) -> None:
     assert_problem(client.post("/v1/suggest/batch", json={"items": "x"}), 422, "validation-error")
     assert_problem(
         client.post("/v1/suggest/batch", json={"items": [{"id": 1.5, "text": 1}]}),
+        422,
+        "validation-error",
+    )
+    assert_problem(
+        client.post("/v1/suggest/batch", json={"items": [{"txt": "Bitte 2FA"}]}),
         422,
         "validation-error",
     )
