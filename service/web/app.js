@@ -232,9 +232,17 @@
       return;
     }
     if (view === "login") { location.hash = "#/inbox"; return; }
-    if (view === "request" && /^\d+$/.test(arg || "")) {
+    if (view === "request") {
       setView("request");
-      await openRequest(Number(arg));
+      // Ids are 1, 2, 3, …: anything else would only earn the API's validation message.
+      if (/^[1-9]\d{0,14}$/.test(arg || "")) {
+        await openRequest(Number(arg));
+        return;
+      }
+      state.current = null;
+      $("req-body").hidden = true;
+      setBusy(false);
+      showError($("req-error"), `There is no request “${arg || ""}”: requests are numbered 1, 2, 3, …`);
       return;
     }
     setView("inbox");

@@ -392,5 +392,14 @@ def test_a_bookmarked_request_a_dead_service_long_words_and_the_keyboard(
         error.wait_for()
         assert "cannot be reached; nothing was saved" in error.inner_text()
         assert stored(web_server, created["id"])["status"] == "pending"
+
+        # An address no request can have says so in words, not in the API's validation terms.
+        page.unroute("**/v1/requests/*/review")
+        page.goto(f"{web_server.url}/#/request/0")
+        page.wait_for_function(
+            "() => !document.querySelector('#req-error').innerText.includes('reached')"
+        )
+        assert error.inner_text() == "There is no request “0”: requests are numbered 1, 2, 3, …"
+        assert page.locator("#req-body").is_hidden()
     finally:
         context.close()
