@@ -609,16 +609,18 @@ async def reload_model(
     )
 
 
-# HEAD too: some load balancers and uptime checks probe with it.
-@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=s.AliveOut, tags=["health"])
+# HEAD too: some load balancers and uptime checks probe with it. Its route stays out of the
+# OpenAPI description: one route for both methods gave both operations the same operationId.
+@router.head("/healthz", include_in_schema=False)
+@router.get("/healthz", response_model=s.AliveOut, tags=["health"])
 async def healthz() -> Any:
     """Alive (the process answers); ``/readyz`` says whether it can serve."""
     return {"status": "ok"}
 
 
-@router.api_route(
+@router.head("/readyz", include_in_schema=False)
+@router.get(
     "/readyz",
-    methods=["GET", "HEAD"],
     response_model=s.HealthOut,
     responses={503: {"model": s.HealthOut}},
     tags=["health"],

@@ -93,6 +93,9 @@ def test_openapi_has_german_and_english_examples(client: TestClient) -> None:
         "ModelOut",
         "Problem",
     } <= names
+    # Client generators name methods by operationId: each must be unique.
+    ids = [op["operationId"] for item in schema["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
 
 
 def test_logs_are_json_with_request_ids_and_no_texts_at_info(
