@@ -206,6 +206,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cause = exc.__cause__
+        if isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+            return problem_response(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset "
+                f"{cause.start}); JSON is sent as UTF-8",
+                request.url.path,
+            )
         slug = _DEFAULT_SLUGS.get(exc.status_code, "error")
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title

@@ -303,15 +303,24 @@ def test_an_unexpected_error_is_a_500_with_the_request_id_logged_once(
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b'{"text": "unterminated', b"not json at all", b'{"text": "a",}', b"\xff\xfe"],
-    ids=["unterminated", "not-json", "trailing-comma", "not-utf8"],
+    "path", ["/v1/suggest", "/v1/suggest/batch", "/v1/requests", "/v1/requests/1/review"]
 )
-def test_malformed_json_is_400(client: TestClient, body: bytes) -> None:
-    response = client.post(
-        "/v1/suggest", content=body, headers={"content-type": "application/json"}
-    )
-    assert_problem(response, 400, "malformed-json")
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": "unterminated',
+        b"not json at all",
+        b'{"text": "a",}',
+        b"\xff\xfe",
+        '{"text": "Café im Büro"}'.encode("latin-1"),  # JSON is UTF-8
+    ],
+    ids=["unterminated", "not-json", "trailing-comma", "not-utf8", "latin-1-text"],
+)
+def test_malformed_json_is_400(client: TestClient, path: str, body: bytes) -> None:
+    response = client.post(path, content=body, headers={**AUTH, "content-type": "application/json"})
+    problem = assert_problem(response, 400, "malformed-json")
+    if body.startswith(b'{"text": "Caf\xe9'):
+        assert "not UTF-8 (byte 0xe9 at offset 13)" in problem["detail"]
 
 
 @pytest.mark.parametrize(
