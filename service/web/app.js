@@ -272,7 +272,7 @@
       response = await api(`/v1/requests?${params}`, { raw: true });
     } catch (err) {
       showError(error, err);
-      return;
+      return false;
     }
     const rows = await response.json();
     if (!rows.length && state.inbox.offset > 0) {
@@ -285,6 +285,7 @@
     state.order = rows.map((row) => row.id);
     state.inbox.selected = Math.min(state.inbox.selected, Math.max(rows.length - 1, 0));
     renderInbox();
+    return true;
   }
 
   function renderInbox() {
@@ -636,10 +637,12 @@
     }
     renderDecision();
 
+    // Position in the whole filtered inbox: next / previous go on across its pages.
     const pos = state.order.indexOf(request.id);
-    $("req-pos").textContent = pos >= 0 ? `${pos + 1} of ${state.order.length}` : "";
-    $("req-prev").disabled = pos <= 0;
-    $("req-next").disabled = pos < 0 || pos >= state.order.length - 1;
+    const { offset, total } = state.inbox;
+    $("req-pos").textContent = pos >= 0 ? `${offset + pos + 1} of ${Math.max(total, state.order.length)}` : "";
+    $("req-prev").disabled = pos < 0 || offset + pos <= 0;
+    $("req-next").disabled = pos < 0 || offset + pos >= Math.max(total, state.order.length) - 1;
   }
 
   function renderDemand(request, blind) {
@@ -782,12 +785,26 @@
     return next;
   }
 
-  function step(delta) {
+  async function step(delta) {
     if (state.view === "inbox") { moveSelection(delta); return; }
-    if (state.view !== "request" || !state.current) return;
+    if (state.view !== "request" || !state.current || state.busy) return;
     const pos = state.order.indexOf(state.current.id);
-    const target = state.order[pos + delta];
-    if (pos >= 0 && target !== undefined) location.hash = `#/request/${target}`;
+    if (pos < 0) return;
+    let target = state.order[pos + delta];
+    const { offset, total } = state.inbox;
+    const pageAfter = delta > 0 && offset + state.order.length < total;
+    if (target === undefined && (pageAfter || (delta < 0 && offset > 0))) {
+      // Past the edge of the inbox page: load the neighbouring page and go on there.
+      state.inbox.offset = Math.max(0, offset + (delta > 0 ? PAGE_SIZE : -PAGE_SIZE));
+      if (!(await loadInbox())) {
+        state.inbox.offset = offset;
+        showError($("req-error"), $("inbox-error").textContent);
+        return;
+      }
+      target = delta > 0 ? state.order[0] : state.order[state.order.length - 1];
+      state.inbox.selected = Math.max(0, state.order.indexOf(target));
+    }
+    if (target !== undefined) location.hash = `#/request/${target}`;
   }
 
   // --- try a request --------------------------------------------------------------------------

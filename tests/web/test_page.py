@@ -403,3 +403,33 @@ def test_a_bookmarked_request_a_dead_service_long_words_and_the_keyboard(
         assert page.locator("#req-body").is_hidden()
     finally:
         context.close()
+
+
+def test_next_and_previous_go_on_across_inbox_pages(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    for branch in range(51):  # one more than a page of the inbox
+        intake(server, {"text": f"Filiale {branch}: bitte eine andere Wartemusik in der Queue"})
+    newest_first = [
+        row["id"]
+        for offset in (0, 50)
+        for row in httpx.get(
+            f"{server.url}/v1/requests", params={"offset": offset, "limit": 50}, headers=AUTH
+        ).json()
+    ]
+    last_of_first_page, only_of_second = newest_first[49], newest_first[50]
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{last_of_first_page}")
+    wait_for_request(page, last_of_first_page)
+    assert page.locator("#req-pos").inner_text() == "50 of 51"
+
+    page.get_by_role("button", name="Next →").click()
+    wait_for_request(page, only_of_second)
+    assert page.locator("#req-pos").inner_text() == "51 of 51"
+    assert page.get_by_role("button", name="Next →").is_disabled()
+
+    page.keyboard.press("k")  # previous, by keyboard, back across the edge
+    wait_for_request(page, last_of_first_page)
+    assert page.locator("#req-pos").inner_text() == "50 of 51"
+    watch.assert_clean(page)
