@@ -40,6 +40,9 @@ ARTIFACT_FORMAT = 3
 ARTIFACT_NAME = "model.joblib"
 MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "CURRENT"
+# Every promotion, one "<promoted at> <version>" line each, oldest first (times as in ids).
+PROMOTIONS_NAME = "PROMOTIONS"
+_STAMP = "%Y%m%d-%H%M%S"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -321,17 +324,61 @@ class Registry:
         )
 
     def promote(self, version: str) -> None:
-        """Make ``version`` current (atomically), after verifying it."""
+        """Make ``version`` current (atomically), after verifying it, and record that it was."""
         self.verify(version)
         write_atomic(self.root / CURRENT_NAME, (version + "\n").encode("utf-8"))
+        # One short append is atomic, so promotions racing (a rollback during a retrain) are
+        # both kept; a line a crash cut short is ended first, and skipped when read.
+        line = f"{datetime.now(UTC).strftime(_STAMP)} {version}\n".encode()
+        descriptor = os.open(self.root / PROMOTIONS_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        try:
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = b"\n" + line
+            os.write(descriptor, line)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def promotions(self) -> list[tuple[str, str]]:
+        """``(promoted at, version)`` of every promotion recorded, oldest first."""
+        path = self.root / PROMOTIONS_NAME
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        found = []
+        for line in text.splitlines():
+            at, _, version = line.partition(" ")
+            if len(at) == 15 and version and not version.startswith("."):
+                found.append((at, version))
+        return found
+
+    def served(self) -> set[str]:
+        """Versions that were current at some time, as far as the registry can tell.
+
+        Those promoted since promotions are recorded, and every version made before the first
+        record (a registry from before the record cannot tell which of those were served).
+        """
+        promotions = self.promotions()
+        if not promotions:
+            return set(self.list_versions())
+        since = promotions[0][0]
+        return {v for _, v in promotions} | {v for v in self.list_versions() if v[:15] < since}
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the ``keep`` newest versions; never the current one."""
+        """Delete all but the ``keep`` newest versions that were served; never the current one.
+
+        Versions never promoted (rejected challengers, trainings held back) do not count
+        towards ``keep`` and go too: counted, a few nights of rejected challengers would
+        crowd out the last good versions to roll back to.
+        """
         if keep < 1:
             raise ArtifactError("keep at least one version")
         current = self.current()
-        versions = self.list_versions()
-        doomed = [v for v in versions[:-keep] if v != current]
+        served = self.served()
+        kept = [v for v in self.list_versions() if v in served][-keep:]
+        doomed = [v for v in self.list_versions() if v != current and v not in kept]
         for version in doomed:
             # Rename first so a crash mid-delete never leaves a half version that lists.
             trash = self.versions_dir / f".trash-{version}"

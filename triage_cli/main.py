@@ -254,10 +254,15 @@ def models_use(version: str, model_dir: ModelDir = None) -> None:
 
 @models_app.command("prune")
 def models_prune(
-    keep: Annotated[int, typer.Option("--keep", min=1, help="How many newest versions to keep.")],
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="How many of the newest served versions to keep.")
+    ],
     model_dir: ModelDir = None,
 ) -> None:
-    """Delete all but the KEEP newest versions (never the current one)."""
+    """Delete all but the KEEP newest versions that were ever current (never the current one).
+
+    Versions never promoted (rejected challengers, trainings held back) go too.
+    """
     try:
         removed = Registry(model_dir).prune(keep)
     except ArtifactError as exc:

@@ -157,6 +157,29 @@ def test_prune_keeps_newest_and_current(tmp_path: Path, small_estimator) -> None
     assert not stale.exists() and fresh.exists()
 
 
+def test_prune_counts_only_versions_that_were_served(tmp_path: Path, small_estimator) -> None:
+    """Rejected challengers must not crowd out the good versions to roll back to."""
+    registry = Registry(tmp_path)
+    before_the_record = "20200101-000000-aaaaaaa"  # made before promotions were recorded
+    later = [f"20990101-00000{i}-aaaaaaa" for i in range(1, 6)]  # ids after every promotion
+    for version in (before_the_record, *later):
+        _save(registry, small_estimator, version)
+    served_first, held_back, champion, rejected, rejected_too = later
+    registry.promote(served_first)
+    registry.promote(champion)
+    with (tmp_path / "PROMOTIONS").open("a") as history:
+        history.write("2026112")  # a line a crash cut short is skipped
+    assert [v for _, v in registry.promotions()] == [served_first, champion]
+    assert registry.served() == {before_the_record, served_first, champion}
+
+    assert registry.prune(keep=3) == [held_back, rejected, rejected_too]
+    assert registry.list_versions() == [before_the_record, served_first, champion]
+    registry.promote(served_first)  # a rollback is a promotion too
+    assert [v for _, v in registry.promotions()] == [served_first, champion, served_first]
+    assert registry.prune(keep=1) == [before_the_record]
+    assert registry.list_versions() == [served_first, champion]
+
+
 def test_version_ids_sort_by_time_and_never_collide(tmp_path: Path, small_estimator) -> None:
     registry = Registry(tmp_path)
     first = registry.new_version_id("abc1234")
