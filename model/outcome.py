@@ -129,18 +129,16 @@ def decide_outcome(
         return OutcomeDecision(
             "needs_review", texts["uncertain"].format(labels=", ".join(uncertain))
         )
-    msp = by_label.get("msp_configurable")
-    broad = by_label.get("broad_value")
-    if msp and msp.decision:
-        rationale = texts["partner_configures"].format(reason=_reason(msp))
-        if broad and broad.decision:
+    # Nothing is uncertain and security is not decided: the rules' order is the reviewers'.
+    decided = {ls.label for ls in per_label if ls.decision}
+    outcome = outcome_for_labels(decided)
+    if outcome == "partner_configures":
+        rationale = texts[outcome].format(reason=_reason(by_label["msp_configurable"]))
+        if "broad_value" in decided:
             rationale += texts["partner_default"]
-        return OutcomeDecision("partner_configures", rationale)
-    if broad and broad.decision:
-        return OutcomeDecision(
-            "prioritize_broad_value", texts["prioritize_broad_value"].format(reason=_reason(broad))
-        )
-    top = max(per_label, key=lambda ls: ls.score)
-    return OutcomeDecision(
-        "decline_limited_use", texts["decline_limited_use"].format(top=top.label, score=top.score)
-    )
+    elif outcome == "prioritize_broad_value":
+        rationale = texts[outcome].format(reason=_reason(by_label["broad_value"]))
+    else:
+        top = max(per_label, key=lambda ls: ls.score)
+        rationale = texts[outcome].format(top=top.label, score=top.score)
+    return OutcomeDecision(outcome, rationale)
