@@ -11,18 +11,22 @@ about 0.13 ms. It runs without the GIL, so the service's event loop goes on mean
 
 numba compiles the loop on a process's first comparison and keeps the machine code beside
 this file (or in numba's user cache when that folder is read-only); a process that finds it
-there loads it in about 0.3 s instead of compiling for about 1.2 s. numba itself is imported
+there loads it in about 0.3 s instead of compiling for about 1.2 s (with neither folder
+writable, every process compiles it, and says so). numba itself is imported
 only then: it maps about 100 MB of LLVM, which processes that never compare (training, the
 command line's other commands) should not carry.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cache
 
 import numpy as np
 import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
 
 
 def _compare(
@@ -117,6 +121,10 @@ def nearest_rows(
 
 @cache
 def _compiled() -> Callable[..., None]:
-    from numba import njit
+    import numba
 
-    return njit(cache=True, nogil=True)(_compare)
+    try:
+        return numba.njit(cache=True, nogil=True)(_compare)
+    except RuntimeError as exc:  # no writable cache folder: beside this file, nor numba's own
+        logger.warning("compiling the comparison in every process (%s)", exc)
+        return numba.njit(nogil=True)(_compare)

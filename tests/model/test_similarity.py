@@ -50,3 +50,33 @@ def test_nearest_rows_of_an_empty_reference() -> None:
     )
     assert nearest.shape == similarity.shape == (3, 0)
     assert not best.any()
+
+
+def test_without_a_writable_cache_the_loop_is_compiled_all_the_same(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service installed read-only for its user must still compare, not fail."""
+    import numba
+
+    import model.similarity
+
+    real_njit = numba.njit
+
+    def njit_without_cache(**options: object):  # what numba does with no cache locator
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function '_compare': no locator available")
+        return real_njit(**options)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache)
+    model.similarity._compiled.cache_clear()
+    try:
+        rows = sp.random(2, 10, density=0.5, random_state=3, format="csr")
+        reference = sp.random(4, 10, density=0.5, random_state=4, format="csr")
+        nearest, _, _ = nearest_rows(
+            rows, np.ones(rows.nnz, dtype=bool), sp.csr_matrix(reference.T), np.ones(4), 2
+        )
+    finally:
+        model.similarity._compiled.cache_clear()  # the next test gets the cached loop again
+    products = (rows @ reference.T).toarray()
+    assert np.array_equal(nearest, np.argsort(-products, axis=1, kind="stable")[:, :2])
+    assert "compiling the comparison in every process" in caplog.text
