@@ -376,9 +376,9 @@ class Registry:
         if keep < 1:
             raise ArtifactError("keep at least one version")
         current = self.current()
-        served = self.served()
-        kept = [v for v in self.list_versions() if v in served][-keep:]
-        doomed = [v for v in self.list_versions() if v != current and v not in kept]
+        versions, served = self.list_versions(), self.served()
+        kept = [v for v in versions if v in served][-keep:]
+        doomed = [v for v in versions if v != current and v not in kept]
         for version in doomed:
             # Rename first so a crash mid-delete never leaves a half version that lists.
             trash = self.versions_dir / f".trash-{version}"

@@ -3,18 +3,18 @@
 A suggestion shows the training requests most like the submitted one, and flags it as novel
 when no training request shares its words. Both come from the dot products of the request's
 TF-IDF row with every training row. SciPy's sparse product builds a sparse result in two
-passes and a dense copy of it, then ``argpartition`` picks the best: about 0.39 ms per short
+passes and a dense copy of it, then ``argpartition`` picks the best: 0.29–0.39 ms per short
 request in batches of 8, the largest single cost of a suggestion. This loop adds each of the
 request's entries into one dense row of sums, as SciPy's product does (the same additions in
 the same order, so the same floating-point sums), and picks the best as it scans the row:
-about 0.13 ms. It runs without the GIL, so the service's event loop goes on meanwhile.
+0.08–0.13 ms. It runs without the GIL, so the service's event loop goes on meanwhile.
 
 numba compiles the loop on a process's first comparison and keeps the machine code beside
 this file (or in numba's user cache when that folder is read-only); a process that finds it
-there loads it in about 0.3 s instead of compiling for about 1.2 s (with neither folder
-writable, every process compiles it, and says so). numba itself is imported
-only then: it maps about 100 MB of LLVM, which processes that never compare (training, the
-command line's other commands) should not carry.
+there loads it in about 0.3 s instead of compiling for about 1.2 s. With neither folder
+writable, every process compiles it, and says so. numba itself is imported only then: it
+maps about 100 MB of LLVM, which processes that never compare (training, the command line's
+other commands) should not carry.
 """
 
 from __future__ import annotations
@@ -64,11 +64,13 @@ def _compare(
         for column in range(n_train):
             best = max(best, topical[column] / t_topic_norms[column])
         topical_best[row] = best
+        if k == 0:
+            continue
         # The k largest sums, best first; of equal sums the earlier training request first.
         similarity[row, :] = -1.0
         for column in range(n_train):
             value = sums[column]
-            if k == 0 or value <= similarity[row, k - 1]:
+            if value <= similarity[row, k - 1]:
                 continue
             slot = k - 1
             while slot > 0 and similarity[row, slot - 1] < value:
