@@ -8,13 +8,15 @@ reviewer is the real reason for the score rather than an approximation.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
+from threadpoolctl import ThreadpoolController
 
 from model.concepts import ConceptSpace
 from model.similarity import nearest_rows
@@ -51,6 +53,18 @@ def best_similarity(
             block[np.arange(n), lo + np.arange(n)] = -1.0
         best[lo : lo + block.shape[0]] = block.max(axis=1) if block.shape[1] else 0.0
     return best
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS on one thread for a product of a few rows: a second thread only waits on the
+    first, and when the cores are busy it waits long (a single ``suggest()`` beside two busy
+    processes: 112–184 suggestions/s with numpy's two threads, 401–476/s with one)."""
+    return _blas().limit(limits=1, user_api="blas")
 
 
 class Comparison(NamedTuple):
@@ -125,7 +139,8 @@ class TrainingIndex:
             if not queries or other not in self._by_language:
                 continue
             rows, reference_t = self._by_language[other]
-            sims = vectors[queries] @ reference_t
+            with _one_blas_thread():
+                sims = vectors[queries] @ reference_t
             # Few requests reach the threshold: select those first, then sort only them.
             for query, row in zip(queries, sims, strict=True):
                 hits = np.flatnonzero(row >= threshold)
