@@ -42,7 +42,9 @@ MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "CURRENT"
 # Every promotion, one "<promoted at> <version>" line each, oldest first (times as in ids).
 PROMOTIONS_NAME = "PROMOTIONS"
+# The time at the start of a version id, and of a promotion's line: "20250114-103000".
 _STAMP = "%Y%m%d-%H%M%S"
+_STAMP_LENGTH = len("20250114-103000")
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -204,7 +206,7 @@ class Registry:
 
     def new_version_id(self, git_sha: str | None = None, now: datetime | None = None) -> str:
         """``20250114-103000-ab12cd3``: sorts by time, points to a commit."""
-        stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+        stamp = (now or datetime.now(UTC)).strftime(_STAMP)
         base = f"{stamp}-{git_sha or 'nogit'}"
         version, n = base, 2
         while self.version_dir(version).exists():
@@ -350,21 +352,22 @@ class Registry:
         found = []
         for line in text.splitlines():
             at, _, version = line.partition(" ")
-            if len(at) == 15 and version and not version.startswith("."):
+            if len(at) == _STAMP_LENGTH and version and not version.startswith("."):
                 found.append((at, version))
         return found
 
-    def served(self) -> set[str]:
-        """Versions that were current at some time, as far as the registry can tell.
-
-        Those promoted since promotions are recorded, and every version made before the first
-        record (a registry from before the record cannot tell which of those were served).
+    def served(self, versions: list[str] | None = None) -> set[str]:
+        """Of ``versions`` (default: all), those that were current at some time, as far as the
+        registry can tell: those promoted since promotions are recorded, and every version
+        made before the first record (a registry from before the record cannot tell which of
+        those were served).
         """
+        versions = self.list_versions() if versions is None else versions
         promotions = self.promotions()
         if not promotions:
-            return set(self.list_versions())
-        since = promotions[0][0]
-        return {v for _, v in promotions} | {v for v in self.list_versions() if v[:15] < since}
+            return set(versions)
+        since, promoted = promotions[0][0], {v for _, v in promotions}
+        return {v for v in versions if v in promoted or v[:_STAMP_LENGTH] < since}
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the ``keep`` newest versions that were served; never the current one.
@@ -376,7 +379,8 @@ class Registry:
         if keep < 1:
             raise ArtifactError("keep at least one version")
         current = self.current()
-        versions, served = self.list_versions(), self.served()
+        versions = self.list_versions()
+        served = self.served(versions)
         kept = [v for v in versions if v in served][-keep:]
         doomed = [v for v in versions if v != current and v not in kept]
         for version in doomed:
