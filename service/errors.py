@@ -122,11 +122,13 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    return problem_json(problem_body(status, slug, title, detail, instance, errors), headers)
+
+
+def problem_json(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    """A problem body (``problem_body``) as the response, with its status and media type."""
     return JSONResponse(
-        problem_body(status, slug, title, detail, instance, errors),
-        status_code=status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )
 
 
@@ -193,12 +195,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BodyTooLarge)
     async def _body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse(
-            exc.problem(request.url.path),
-            status_code=413,
-            media_type=PROBLEM_MEDIA_TYPE,
-            headers=exc.headers,
-        )
+        return problem_json(exc.problem(request.url.path), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -231,6 +228,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            internal_error_problem(request.url.path), status_code=500, media_type=PROBLEM_MEDIA_TYPE
-        )
+        return problem_json(internal_error_problem(request.url.path))
