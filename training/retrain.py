@@ -308,12 +308,13 @@ def retrain(
             "libs": library_versions(),
         }
         registry.save(challenger_version, estimator, manifest)
-        if status == "promoted" and registry.current() != champion_version:
+        now_current = registry.current() if status == "promoted" else champion_version
+        if now_current != champion_version:
             # Someone chose another model while this one trained (`triage models use`): the
             # gate compared with a model that no longer serves, so its verdict does not hold.
             status = "kept"
             reasons.append(
-                f"CURRENT changed to {registry.current()} during the run; the challenger was "
+                f"CURRENT changed to {now_current} during the run; the challenger was "
                 f"compared with {champion_version} and is not promoted over the new choice"
             )
             report.update(status=status, gate_passed=False, reasons=reasons)

@@ -155,8 +155,8 @@ def train(
 
     path = registry.save(version_id, estimator, manifest, write_extras)
     held_back = too_thin(samples) if promote else None
-    if promote and not held_back:
-        registry.promote(version_id)
     promoted = promote and held_back is None
+    if promoted:
+        registry.promote(version_id)
     seconds = time.perf_counter() - started
     return TrainResult(version_id, path, metrics, promoted, seconds, fit_report.unread, held_back)
