@@ -639,10 +639,11 @@
 
     // Position in the whole filtered inbox: next / previous go on across its pages.
     const pos = state.order.indexOf(request.id);
-    const { offset, total } = state.inbox;
-    $("req-pos").textContent = pos >= 0 ? `${offset + pos + 1} of ${Math.max(total, state.order.length)}` : "";
+    const offset = state.inbox.offset;
+    const total = Math.max(state.inbox.total, state.order.length);
+    $("req-pos").textContent = pos >= 0 ? `${offset + pos + 1} of ${total}` : "";
     $("req-prev").disabled = pos < 0 || offset + pos <= 0;
-    $("req-next").disabled = pos < 0 || offset + pos >= Math.max(total, state.order.length) - 1;
+    $("req-next").disabled = pos < 0 || offset + pos >= total - 1;
   }
 
   function renderDemand(request, blind) {
