@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from model import Registry, TriageModel
-from model.registry import ArtifactError, default_model_dir
+from model.registry import default_model_dir
 
 
 def load_version(model_dir: Path | str | None = None, version: str | None = None) -> TriageModel:
@@ -28,24 +28,19 @@ def list_versions(model_dir: Path | str | None = None) -> pd.DataFrame:
 
     >>> list_versions("var/models")[["created_at", "current", "macro_f1"]]  # doctest: +SKIP
     """
-    registry = Registry(model_dir or default_model_dir())
-    try:
-        current = registry.current()
-    except ArtifactError:  # no version is current, but all are worth listing
-        current = None
+    entries, _ = Registry(model_dir or default_model_dir()).catalogue()
     rows = []
-    for version in registry.list_versions():
-        try:
-            manifest = registry.manifest(version)
-        except ArtifactError as exc:  # one damaged version does not hide the others
-            rows.append({"version": version, "current": version == current, "error": str(exc)})
+    for entry in entries:
+        if entry.manifest is None:
+            rows.append({"version": entry.version, "current": entry.current, "error": entry.error})
             continue
+        manifest = entry.manifest
         metrics = manifest.get("metrics") or {}
         rows.append(
             {
-                "version": version,
+                "version": entry.version,
                 "created_at": pd.Timestamp(manifest.get("created_at")),
-                "current": version == current,
+                "current": entry.current,
                 "n_train": sum(d.get("n", 0) for d in manifest.get("data") or []),
                 "macro_f1": metrics.get("macro_f1"),
                 **{

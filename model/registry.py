@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import joblib
 import sklearn
@@ -50,6 +50,22 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 class ArtifactError(RuntimeError):
     """A model version that cannot or must not be loaded; the message says why and what to do."""
+
+
+def time_stamp(now: datetime | None = None) -> str:
+    """The time (default: now) as version ids and promotion records begin with it, in UTC:
+    ``20250114-103000``. Others that name runs after time (retraining's run ids) use it too,
+    so all sort alike."""
+    return (now or datetime.now(UTC)).strftime(_STAMP)
+
+
+class VersionEntry(NamedTuple):
+    """One version as listings show it: its manifest, or why that cannot be read."""
+
+    version: str
+    current: bool
+    manifest: dict[str, Any] | None
+    error: str | None
 
 
 def default_model_dir() -> Path:
@@ -204,10 +220,26 @@ class Registry:
         _check_manifest(path, manifest)
         return manifest
 
+    def catalogue(self) -> tuple[list[VersionEntry], str | None]:
+        """Every version, oldest first, each with its manifest or why it cannot be read; and
+        why ``CURRENT`` cannot be read (None when it can). A listing for people: one damaged
+        version, or a damaged pointer, does not hide the others."""
+        try:
+            current, pointer_error = self.current(), None
+        except ArtifactError as exc:
+            current, pointer_error = None, str(exc)
+        entries = []
+        for version in self.list_versions():
+            try:
+                manifest, error = self.manifest(version), None
+            except ArtifactError as exc:
+                manifest, error = None, str(exc)
+            entries.append(VersionEntry(version, version == current, manifest, error))
+        return entries, pointer_error
+
     def new_version_id(self, git_sha: str | None = None, now: datetime | None = None) -> str:
         """``20250114-103000-ab12cd3``: sorts by time, points to a commit."""
-        stamp = (now or datetime.now(UTC)).strftime(_STAMP)
-        base = f"{stamp}-{git_sha or 'nogit'}"
+        base = f"{time_stamp(now)}-{git_sha or 'nogit'}"
         version, n = base, 2
         while self.version_dir(version).exists():
             version, n = f"{base}-{n}", n + 1
@@ -331,7 +363,7 @@ class Registry:
         write_atomic(self.root / CURRENT_NAME, (version + "\n").encode("utf-8"))
         # One short append is atomic, so promotions racing (a rollback during a retrain) are
         # both kept; a line a crash cut short is ended first, and skipped when read.
-        line = f"{datetime.now(UTC).strftime(_STAMP)} {version}\n".encode()
+        line = f"{time_stamp()} {version}\n".encode()
         descriptor = os.open(self.root / PROMOTIONS_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
             size = os.fstat(descriptor).st_size

@@ -24,7 +24,7 @@ from typing import Any
 
 from model.estimator import LABELS
 from model.predictor import TriageModel
-from model.registry import ArtifactError, Registry
+from model.registry import ArtifactError, Registry, time_stamp
 from model.suggestion import reviewed_sample_id
 from training.config import TrainConfig, load_config
 from training.data import LANGS, Sample, label_mix, load_many, load_samples
@@ -274,7 +274,7 @@ def retrain(
         passes = not reasons
         status = "dry_run" if dry_run else ("promoted" if passes else "kept")
 
-        run_id = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{challenger_version[-7:]}"
+        run_id = f"{time_stamp()}-{challenger_version[-7:]}"
         report = {
             "run_id": run_id,
             "status": status,

@@ -211,24 +211,20 @@ def evaluate(
 def models_list(model_dir: ModelDir = None) -> None:
     """All versions, oldest first; the current one is marked with *."""
     registry = Registry(model_dir)
-    try:
-        current = registry.current()
-    except ArtifactError as exc:  # the versions are still worth listing
-        err.print(f"warning: {exc}")
-        current = None
-    versions = registry.list_versions()
-    if not versions:
+    entries, pointer_error = registry.catalogue()
+    if pointer_error is not None:  # the versions are still worth listing
+        err.print(f"warning: {pointer_error}")
+    if not entries:
         err.print(f"no model versions in {registry.root}; run `triage train`")
         return
-    for version in versions:
-        mark = "*" if version == current else " "
-        try:
-            manifest = registry.manifest(version)
-        except ArtifactError as exc:  # one damaged version does not hide the others
-            print(f"{mark} {version}  unreadable: {exc}")
+    for entry in entries:
+        mark = "*" if entry.current else " "
+        if entry.manifest is None:
+            print(f"{mark} {entry.version}  unreadable: {entry.error}")
             continue
-        macro = manifest.get("metrics", {}).get("macro_f1")
-        print(f"{mark} {version}  macro_f1={macro}  created_at={manifest.get('created_at')}")
+        macro = entry.manifest.get("metrics", {}).get("macro_f1")
+        created = entry.manifest.get("created_at")
+        print(f"{mark} {entry.version}  macro_f1={macro}  created_at={created}")
 
 
 @models_app.command("show")

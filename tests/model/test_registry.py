@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from model import ArtifactError, Registry, TriageModel, load_model
 from model.estimator import TriageEstimator
+from model.registry import time_stamp
 
 TEXTS = ["Bitte 2FA für das Admin-Portal", "How do I change the hold music?", ""]
 
@@ -178,6 +180,36 @@ def test_prune_counts_only_versions_that_were_served(tmp_path: Path, small_estim
     assert [v for _, v in registry.promotions()] == [served_first, champion, served_first]
     assert registry.prune(keep=1) == [before_the_record]
     assert registry.list_versions() == [served_first, champion]
+
+
+def test_catalogue_lists_every_version_with_its_manifest_or_why_not(
+    tmp_path: Path, small_estimator
+) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    damaged = _save(registry, small_estimator, "20260102-000000-bbbbbbb")
+    registry.promote("20260101-000000-aaaaaaa")
+    (damaged / "manifest.json").write_text("{not json")
+
+    entries, pointer_error = registry.catalogue()
+    assert pointer_error is None
+    assert [(e.version, e.current) for e in entries] == [
+        ("20260101-000000-aaaaaaa", True),
+        ("20260102-000000-bbbbbbb", False),
+    ]
+    assert entries[0].manifest["metrics"] == {"macro_f1": 0.5} and entries[0].error is None
+    assert entries[1].manifest is None and "not valid JSON" in entries[1].error
+
+    (tmp_path / "CURRENT").write_bytes(b"\xff\xfe x")  # a damaged pointer hides no version
+    entries, pointer_error = registry.catalogue()
+    assert "not UTF-8" in pointer_error
+    assert [e.current for e in entries] == [False, False]
+
+
+def test_time_stamps_begin_version_ids(tmp_path: Path) -> None:
+    at = datetime(2026, 1, 14, 10, 30, 5, tzinfo=UTC)
+    assert time_stamp(at) == "20260114-103005"
+    assert Registry(tmp_path).new_version_id("abc1234", now=at) == "20260114-103005-abc1234"
 
 
 def test_version_ids_sort_by_time_and_never_collide(tmp_path: Path, small_estimator) -> None:
