@@ -261,6 +261,8 @@
     return params;
   }
 
+  // Loads and shows the inbox page at state.inbox.offset; returns why it could not (null when
+  // it could), so a caller outside the inbox view can say so where the reviewer is looking.
   async function loadInbox() {
     const error = $("inbox-error");
     error.hidden = true;
@@ -272,7 +274,7 @@
       response = await api(`/v1/requests?${params}`, { raw: true });
     } catch (err) {
       showError(error, err);
-      return false;
+      return err;
     }
     const rows = await response.json();
     if (!rows.length && state.inbox.offset > 0) {
@@ -285,7 +287,7 @@
     state.order = rows.map((row) => row.id);
     state.inbox.selected = Math.min(state.inbox.selected, Math.max(rows.length - 1, 0));
     renderInbox();
-    return true;
+    return null;
   }
 
   function renderInbox() {
@@ -797,9 +799,10 @@
     if (target === undefined && (pageAfter || (delta < 0 && offset > 0))) {
       // Past the edge of the inbox page: load the neighbouring page and go on there.
       state.inbox.offset = Math.max(0, offset + (delta > 0 ? PAGE_SIZE : -PAGE_SIZE));
-      if (!(await loadInbox())) {
+      const failure = await loadInbox();
+      if (failure) {
         state.inbox.offset = offset;
-        showError($("req-error"), $("inbox-error").textContent);
+        showError($("req-error"), failure);
         return;
       }
       target = delta > 0 ? state.order[0] : state.order[state.order.length - 1];

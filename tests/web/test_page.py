@@ -433,3 +433,33 @@ def test_next_and_previous_go_on_across_inbox_pages(
     wait_for_request(page, last_of_first_page)
     assert page.locator("#req-pos").inner_text() == "50 of 51"
     watch.assert_clean(page)
+
+
+def test_next_across_the_page_edge_says_why_when_the_next_page_cannot_load(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    for branch in range(51):
+        intake(server, {"text": f"Standort {branch}: Ansage vor der Warteschlange ändern"})
+    newest_first = httpx.get(f"{server.url}/v1/requests", params={"limit": 51}, headers=AUTH)
+    last_of_first_page, only_of_second = (row["id"] for row in newest_first.json()[49:])
+    page, _ = open_page(server)
+    page.goto(f"{server.url}/#/request/{last_of_first_page}")
+    wait_for_request(page, last_of_first_page)
+    problem = {"title": "Service unavailable", "status": 503, "detail": "The inbox store is busy."}
+    page.route(
+        "**/v1/requests?*offset=50*",
+        lambda route: route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(problem)
+        ),
+    )
+
+    page.get_by_role("button", name="Next →").click()
+    error = page.locator("#req-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "The inbox store is busy."
+    assert page.locator("#req-pos").inner_text() == "50 of 51"  # still on the same request
+    page.unroute("**/v1/requests?*offset=50*")
+    page.get_by_role("button", name="Next →").click()  # the same step, once the page loads
+    wait_for_request(page, only_of_second)
+    assert page.locator("#req-pos").inner_text() == "51 of 51"
