@@ -236,6 +236,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # "/v1/suggest/" is a 404 problem, not a redirect to an absolute URL of this host
+        # (wrong behind a proxy, and a 307 with no body says nothing of the mistake).
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(router)

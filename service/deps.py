@@ -9,7 +9,7 @@ more under load, where the pool's threads queue for the GIL behind the model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -100,3 +100,48 @@ async def suggest_access(state: StateDep, key: Annotated[str | None, Security(_a
     """Suggestions: open unless TRIAGE_SUGGEST_OPEN=false."""
     if not state.settings.suggest_open:
         _check(state, key)
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route and its dependencies take (kept on the route)."""
+    known = getattr(route, "_triage_query_names", None)
+    if known is not None:
+        return known
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    route._triage_query_names = frozenset(names)
+    return route._triage_query_names
+
+
+async def known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take, or one given twice: a typo such as
+    ``?staus=reviewed`` would otherwise list the whole inbox unfiltered, and of a repeated
+    filter only the last would count, silently (as unknown body fields are refused)."""
+    route = request.scope.get("route")
+    if route is None or not hasattr(route, "dependant") or not request.url.query:
+        return
+    names = [name for name, _ in request.query_params.multi_items()]
+    allowed = _query_names(route)
+    unknown = sorted({name for name in names if name not in allowed})
+    repeated = sorted({name for name in names if names.count(name) > 1} - set(unknown))
+    if not unknown and not repeated:
+        return
+    known = ", ".join(sorted(allowed)) or "none"
+    errors = [
+        {"loc": ["query", n], "msg": f"unknown query parameter; known: {known}", "type": "extra"}
+        for n in unknown
+    ] + [
+        {"loc": ["query", n], "msg": "given more than once; give it once", "type": "repeated"}
+        for n in repeated
+    ]
+    raise Problem(
+        422,
+        "validation-error",
+        "Invalid request",
+        "; ".join(f"query.{e['loc'][1]}: {e['msg']}" for e in errors),
+        errors=errors,
+    )

@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.logs import request_id_var
 
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://triage.invalid/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 _DEFAULT_SLUGS = {
     400: "bad-request",
@@ -133,14 +137,48 @@ def problem_json(body: dict[str, Any], headers: dict[str, str] | None = None) ->
 
 
 def _clean(value: Any) -> Any:
-    """Validation errors echo the input; keep them short and JSON-safe (a lone surrogate,
-    which JSON's ``\\ud800`` can carry in but UTF-8 cannot carry out, is shown escaped)."""
+    """Validation errors echo the input; keep them short and JSON-safe: a lone surrogate
+    (which JSON's ``\\ud800`` can carry in but UTF-8 cannot carry out) is shown escaped, and
+    ``NaN``, ``Infinity`` or a number too large for a float (``1e400``), which Python's JSON
+    reader takes but JSON cannot write, are shown as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {math.inf: "Infinity", -math.inf: "-Infinity"}.get(value, "NaN")
     if isinstance(value, str):
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value if len(value) <= 200 else value[:200] + "…"
     if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value)[:200]
+
+
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """Why FastAPI could not parse a body ("There was an error parsing the body"), said for
+    the client; None when the failure was not in reading JSON."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset "
+            f"{cause.start}); JSON is sent as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return "the body is not readable JSON: its arrays or objects are nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # Python's int size limit
+        return (
+            "the body is not readable JSON: a number has more digits than the "
+            f"{sys.get_int_max_str_digits()} allowed"
+        )
+    return None
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's 405 names only the first
+    route's, though GET and POST of one path are two routes). Asks each route whether it
+    would take the call with another method: included routers answer that too."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -203,26 +241,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        cause = exc.__cause__
-        if isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+        unreadable = _unreadable_body(exc.__cause__)  # FastAPI's "error parsing the body"
+        if unreadable is not None:
             return problem_response(
-                400,
-                "malformed-json",
-                "Malformed JSON",
-                f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset "
-                f"{cause.start}); JSON is sent as UTF-8",
-                request.url.path,
+                400, "malformed-json", "Malformed JSON", unreadable, request.url.path
             )
         slug = _DEFAULT_SLUGS.get(exc.status_code, "error")
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return problem_response(
-            exc.status_code,
-            slug,
-            title,
-            detail,
-            request.url.path,
-            headers=getattr(exc, "headers", None),
+            exc.status_code, slug, title, detail, request.url.path, headers=headers or None
         )
 
     @app.exception_handler(Exception)

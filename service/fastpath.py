@@ -50,7 +50,8 @@ class SuggestFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+        plain = scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH
+        if not plain or scope.get("query_string"):  # a query is FastAPI's to refuse
             await self.app(scope, receive, send)
             return
         state = getattr(scope["app"].state, "triage", None)

@@ -23,6 +23,7 @@ from service.deps import (
     AppState,
     ModelDep,
     StateDep,
+    known_query,
     require_key,
     serving_model,
     suggest_access,
@@ -49,7 +50,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {**_PROBLEM, "description": descriptions[code]} for code in codes}
 
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(known_query)])
 MAX_ID = 2**62  # larger ids cannot exist; bound them so the database never sees an overflow
 
 

@@ -20,10 +20,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from service.deps import known_query
 from service.errors import Problem
 from service.security import API_KEY_HEADER
 from service.settings import Settings
@@ -63,7 +64,7 @@ def _report_dir(request: Request) -> tuple[Path, list[str]] | None:
 
 
 def _router() -> APIRouter:
-    router = APIRouter(tags=["web"])
+    router = APIRouter(tags=["web"], dependencies=[Depends(known_query)])
 
     @router.get("/v1/model/report")
     def report_pictures(request: Request) -> dict[str, Any]:

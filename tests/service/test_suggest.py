@@ -313,14 +313,51 @@ def test_an_unexpected_error_is_a_500_with_the_request_id_logged_once(
         b'{"text": "a",}',
         b"\xff\xfe",
         '{"text": "Café im Büro"}'.encode("latin-1"),  # JSON is UTF-8
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"text": ' + b"9" * 5_000 + b"}",
     ],
-    ids=["unterminated", "not-json", "trailing-comma", "not-utf8", "latin-1-text"],
+    ids=[
+        "unterminated",
+        "not-json",
+        "trailing-comma",
+        "not-utf8",
+        "latin-1-text",
+        "nested-too-deep",
+        "number-too-long",
+    ],
 )
 def test_malformed_json_is_400(client: TestClient, path: str, body: bytes) -> None:
     response = client.post(path, content=body, headers={**AUTH, "content-type": "application/json"})
     problem = assert_problem(response, 400, "malformed-json")
     if body.startswith(b'{"text": "Caf\xe9'):
         assert "not UTF-8 (byte 0xe9 at offset 13)" in problem["detail"]
+    if body.startswith(b"[["):
+        assert "nested too deeply" in problem["detail"]
+    if body.startswith(b'{"text": 99'):
+        assert "a number has more digits than the 4300 allowed" in problem["detail"]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/suggest", '{"text": "Bitte 2FA", "title": %s}'),
+        ("/v1/suggest/batch", '{"items": [{"text": "a", "id": %s}]}'),
+        ("/v1/requests", '{"text": "Bitte 2FA", "received_at": %s}'),
+        ("/v1/requests/1/review", '{"labels": [], "reviewer": %s}'),
+    ],
+)
+def test_non_finite_numbers_are_422_not_500(
+    client: TestClient, path: str, body: str, constant: str
+) -> None:
+    # Python's JSON reader takes NaN and Infinity (and reads 1e400 as infinity); JSON cannot
+    # write them back, so the echo of the invalid input once failed into a 500.
+    response = client.post(
+        path, content=body % constant, headers={**AUTH, "content-type": "application/json"}
+    )
+    problem = assert_problem(response, 422, "validation-error")
+    expected = {"1e400": "Infinity"}.get(constant, constant)
+    assert problem["errors"][0]["input"] == expected
 
 
 @pytest.mark.parametrize(
@@ -370,6 +407,52 @@ def test_batch_wrong_types_are_422(client: TestClient) -> None:
 def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
     assert_problem(client.get("/v1/nothing"), 404, "not-found")
     assert_problem(client.get("/v1/suggest"), 405, "method-not-allowed")
+
+
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("GET", "/v1/suggest", "POST"),
+        ("DELETE", "/v1/requests", "GET, POST"),  # GET and POST are two routes
+        ("PATCH", "/v1/requests/1", "DELETE, GET"),
+        ("PUT", "/healthz", "GET, HEAD"),
+    ],
+)
+def test_405_allows_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path, headers=AUTH)
+    assert_problem(response, 405, "method-not-allowed")
+    assert response.headers["allow"] == allow
+
+
+@pytest.mark.parametrize("path", ["/v1/suggest/", "/v1/requests/", "/v1/model/"])
+def test_a_trailing_slash_is_a_404_problem_not_a_redirect(client: TestClient, path: str) -> None:
+    response = client.post(path, json={"text": "Bitte 2FA"}, headers=AUTH, follow_redirects=False)
+    assert_problem(response, 404, "not-found")
+
+
+@pytest.mark.parametrize(
+    "path, query, named",
+    [
+        ("/v1/requests", "staus=reviewed", "staus"),
+        ("/v1/requests", "status=pending&status=reviewed", "status"),
+        ("/v1/requests", "lable=security&limit=5", "lable"),
+        ("/v1/model", "verbose=1", "verbose"),
+        ("/v1/suggest", "explain=false", "explain"),  # the fast path hands it on
+    ],
+)
+def test_unknown_or_repeated_query_parameters_are_422(
+    client: TestClient, path: str, query: str, named: str
+) -> None:
+    url = f"{path}?{query}"
+    if path == "/v1/suggest":
+        response = client.post(url, json={"text": "Bitte 2FA"})
+    else:
+        response = client.get(url, headers=AUTH)
+    problem = assert_problem(response, 422, "validation-error")
+    assert [e["loc"] for e in problem["errors"]] == [["query", named]]
+    assert f"query.{named}" in problem["detail"]
 
 
 def test_suggest_is_open_by_default_and_keyed_when_configured(
