@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -51,9 +52,32 @@ class ReviewedRequest:
     reviewed_at: str  # ISO-8601
 
 
+# Metrics are rounded to 4 decimals, so a drop of exactly the tolerance is common, and float
+# subtraction overshoots it (0.93 - 0.92 == 0.010000000000000009): allow for that much.
+_FLOAT_SLACK = 1e-9
+
+
+def _number(metrics: dict[str, Any], path: tuple[str, ...]) -> float | str:
+    """The finite number at ``path`` in ``metrics``, or what it is instead ("missing", "nan")."""
+    value: Any = metrics
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return "missing"
+        value = value[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"not a number ({value!r})"
+    if not math.isfinite(value):
+        return str(value)
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Gate:
-    """Rules a challenger must pass to replace the champion."""
+    """Rules a challenger must pass to replace the champion.
+
+    A drop equal to a tolerance passes. A metric that is missing or not a finite number, on
+    either side, holds the challenger back: what cannot be compared is not shown to be as good.
+    """
 
     macro_f1_tolerance: float = 0.01  # may be at most this much below the champion
     label_f1_tolerance: float = 0.03  # no label's F1 may drop by more
@@ -61,23 +85,34 @@ class Gate:
 
     def check(self, champion: dict[str, Any], challenger: dict[str, Any]) -> list[str]:
         """Reasons that hold the challenger back; empty when it may be promoted."""
-        reasons = []
-        drop = champion["macro_f1"] - challenger["macro_f1"]
-        if drop > self.macro_f1_tolerance:
+        reasons: list[str] = []
+
+        def fell(name: str, path: tuple[str, ...], tolerance: float) -> tuple[float, float] | None:
+            """(champion's, challenger's) value when it fell by more than ``tolerance``."""
+            before, after = _number(champion, path), _number(challenger, path)
+            if isinstance(before, str) or isinstance(after, str):
+                unusable = [
+                    f"the {who}'s {name} is {value}"
+                    for who, value in (("champion", before), ("challenger", after))
+                    if isinstance(value, str)
+                ]
+                reasons.append(f"{' and '.join(unusable)}, so the two cannot be compared")
+                return None
+            return (before, after) if before - after > tolerance + _FLOAT_SLACK else None
+
+        if drop := fell("macro F1", ("macro_f1",), self.macro_f1_tolerance):
+            before, after = drop
             reasons.append(
-                f"macro F1 {challenger['macro_f1']:.3f} is {drop:.3f} below the champion's "
-                f"{champion['macro_f1']:.3f} (tolerance {self.macro_f1_tolerance})"
+                f"macro F1 {after:.4f} is {before - after:.4f} below the champion's "
+                f"{before:.4f} (tolerance {self.macro_f1_tolerance})"
             )
-        before = champion["per_label"]["security"]["recall"]
-        after = challenger["per_label"]["security"]["recall"]
-        if before - after > self.security_recall_tolerance:
-            reasons.append(f"security recall drops from {before:.3f} to {after:.3f}")
+        recall = ("per_label", "security", "recall")
+        if drop := fell("security recall", recall, self.security_recall_tolerance):
+            reasons.append(f"security recall drops from {drop[0]:.4f} to {drop[1]:.4f}")
         for label in LABELS:
-            f1_before = champion["per_label"][label]["f1"]
-            f1_after = challenger["per_label"][label]["f1"]
-            if f1_before - f1_after > self.label_f1_tolerance:
+            if drop := fell(f"{label} F1", ("per_label", label, "f1"), self.label_f1_tolerance):
                 reasons.append(
-                    f"{label} F1 drops from {f1_before:.3f} to {f1_after:.3f} "
+                    f"{label} F1 drops from {drop[0]:.4f} to {drop[1]:.4f} "
                     f"(tolerance {self.label_f1_tolerance})"
                 )
         return reasons
