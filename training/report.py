@@ -227,6 +227,8 @@ def render_run_markdown(report: dict[str, Any], pictures: list[str]) -> str:
         lines += [f"- {reason}" for reason in report["reasons"]] + [""]
     elif report["status"] != "promoted":
         lines += ["The challenger passed the gate.", ""]
+    for note in report.get("notes", []):  # e.g. why the holdout was left out of the yardstick
+        lines += [f"Note: {note}.", ""]
     lines += [
         "| model | macro F1 | security recall | " + " | ".join(LABELS) + " |",
         "|---|---|---|" + "---|" * len(LABELS),

@@ -1,8 +1,9 @@
 """Nightly retraining: a challenger trained on samples plus reviewers' decisions, judged
 against the champion on one frozen yardstick, promoted only when it is not worse.
 
-The yardstick is ``data/samples/eval.jsonl`` plus a reviewer holdout: reviewed requests chosen
-by a hash of their id (so the same request is always in or always out), never trained on.
+The yardstick is ``data/samples/eval.jsonl`` plus a reviewer holdout: reviewed texts chosen by
+a hash of their normalised wording (so the same wording is always in or always out, whichever
+request brings it), never trained on; reviews of texts in the training files are never held out.
 """
 
 from __future__ import annotations
@@ -129,9 +130,15 @@ class RetrainResult:
     report: dict[str, Any] = field(repr=False)
 
 
-def in_holdout(request_id: str, share: float) -> bool:
-    """Deterministic: the same request is always in the holdout, or always out of it."""
-    digest = hashlib.sha256(f"holdout:{request_id}".encode()).digest()
+def in_holdout(text: str, share: float) -> bool:
+    """Whether a reviewed text belongs to the reviewer holdout, decided by its wording alone.
+
+    The hash is of the normalised text that duplicates are merged on, not of a request id: the
+    same wording falls on the same side every night, whichever request brings it, so a text an
+    earlier night trained on never moves into the holdout (as long as the share does not grow).
+    A larger share only adds texts: those below the old share stay in.
+    """
+    digest = hashlib.sha256(f"holdout:{_key(text)}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
@@ -146,8 +153,12 @@ def collect(
 
     The latest review of a request wins; requests with the same text are merged (the latest
     decision wins there too). Requests in neither German nor English are left out.
+
+    The holdout holds only texts no model has been trained on: membership goes by the text
+    (``in_holdout``), and a review of a text in ``base`` always trains: the champion learnt
+    that text from the training files (with the old labels, if the review changed them).
     """
-    stats = Counter()
+    stats: Counter[str] = Counter()
     latest: dict[str, ReviewedRequest] = {}
     for review in sorted(reviewed, key=lambda r: r.reviewed_at):
         if review.lang not in LANGS:
@@ -160,8 +171,9 @@ def collect(
         if key in latest:
             stats["merged_duplicates"] += 1
         latest[key] = review
+    base_keys = {_key(s.text) for s in base}
     holdout, fresh = [], []
-    for review in latest.values():
+    for key, review in latest.items():
         sample = Sample(
             reviewed_sample_id(review.id),
             review.text,
@@ -169,18 +181,37 @@ def collect(
             review.lang,
             {"source": "review"},
         )
-        (holdout if in_holdout(review.id, holdout_share) else fresh).append(sample)
-    held_keys = {_key(s.text) for s in holdout}
-    fresh_keys = {_key(s.text) for s in fresh}
+        held = key not in base_keys and in_holdout(review.text, holdout_share)
+        (holdout if held else fresh).append(sample)
     kept_base = []
     for sample in base:
-        key = _key(sample.text)
-        if key in fresh_keys or key in held_keys:
+        if _key(sample.text) in latest:
             stats["samples_overridden"] += 1
-        else:
-            kept_base.append(sample)
+            continue
+        kept_base.append(sample)
     stats.update(reviewed=len(reviewed), training_reviews=len(fresh), holdout=len(holdout))
     return kept_base + fresh, holdout, dict(stats)
+
+
+# The holdout rule a retrained version's manifest records: "text" is ``in_holdout`` by wording.
+# (Versions retrained before it record none: their holdout went by request id.)
+HOLDOUT_RULE = "text"
+
+
+def holdout_unseen(manifest: dict[str, Any], share: float) -> bool:
+    """Whether the version with ``manifest`` was trained on no text of today's holdout.
+
+    A version made by ``triage train`` trained on data files alone, whose texts never go into
+    the holdout. A retrained one did so if it held out by text with at least today's share;
+    one that held out by request id, or a smaller share, may have trained on such texts.
+    """
+    if "retrain_run" not in manifest:
+        return True
+    recorded = manifest.get("holdout")
+    if not isinstance(recorded, dict) or recorded.get("rule") != HOLDOUT_RULE:
+        return False
+    recorded_share = recorded.get("share")
+    return isinstance(recorded_share, int | float) and recorded_share >= share
 
 
 def review_statistics(reviewed: list[ReviewedRequest]) -> dict[str, Any]:
@@ -260,10 +291,11 @@ def retrain(
         train_samples, holdout, stats = collect(base, reviewed, holdout_share)
         eval_keys = {_key(s.text) for s in eval_samples}
         train_samples = [s for s in train_samples if _key(s.text) not in eval_keys]
-        yardstick = eval_samples + holdout
 
         champion_version = registry.current()
         champion = None
+        holdout_judges = True  # whether the reviewer holdout is part of the yardstick
+        notes: list[str] = []
         if champion_version is None and registry.list_versions():
             raise ArtifactError(
                 f"{registry.root} holds model versions but none is current, so there is no "
@@ -272,11 +304,23 @@ def retrain(
         if champion_version is not None:
             try:
                 champion = registry.load(champion_version)
+                trained_by = registry.manifest(champion_version)
             except ArtifactError as exc:
                 raise ArtifactError(
                     f"the champion {champion_version} cannot be loaded ({exc}); fix the "
                     "registry (triage models use VERSION) before retraining"
                 ) from exc
+            if holdout and not holdout_unseen(trained_by, holdout_share):
+                # Its training data and today's holdout may overlap; judged on it the champion
+                # would look better than it is, and keep winning night after night.
+                holdout_judges = False
+                notes.append(
+                    f"the champion {champion_version} was retrained before the reviewer "
+                    f"holdout went by text, or with a holdout share below {holdout_share}, so "
+                    "it may have trained on texts now held out; this run judges both models "
+                    f"on {Path(eval_file.path).name} alone"
+                )
+        yardstick = eval_samples + (holdout if holdout_judges else [])
 
         estimator, fit_report = fit_estimator(train_samples, config, progress)
         git_sha, dirty = git_revision()
@@ -316,10 +360,12 @@ def retrain(
             "gate_passed": passes,
             "reasons": reasons,
             "gate": asdict(gate),
+            "notes": notes,
             "champion_version": champion_version,
             "challenger_version": challenger_version,
             "data": {
                 **stats,
+                "holdout_in_yardstick": holdout_judges,
                 "old": label_mix(base),
                 "new": label_mix([s for s in train_samples if s.extra.get("source") == "review"]),
                 "train": label_mix(train_samples),
@@ -334,6 +380,7 @@ def retrain(
             + [{"path": "reviews", "n": stats.get("training_reviews", 0)}],
             "config": config.to_dict(),
             "eval_data": eval_file.summary(),
+            "holdout": {"rule": HOLDOUT_RULE, "share": holdout_share},
             "metrics": scores["challenger"]["eval"],
             "yardstick_metrics": scores["challenger"]["yardstick"],
             "retrain_run": run_id,

@@ -19,6 +19,7 @@ from training.retrain import (
     RetrainLocked,
     ReviewedRequest,
     collect,
+    holdout_unseen,
     in_holdout,
     retrain,
     retrain_lock,
@@ -28,7 +29,9 @@ from training.train import train
 ALL = load_samples(SAMPLES / "train.jsonl").samples
 
 
-def _reviews(samples: list[Sample], flip: float = 0.0, seed: int = 3) -> list[ReviewedRequest]:
+def _reviews(
+    samples: list[Sample], flip: float = 0.0, seed: int = 3, prefix: str = "r", month: int = 0
+) -> list[ReviewedRequest]:
     rng = random.Random(seed)
     out = []
     for k, s in enumerate(samples):
@@ -37,13 +40,13 @@ def _reviews(samples: list[Sample], flip: float = 0.0, seed: int = 3) -> list[Re
             labels = tuple(label for label in LABELS if (label in s.labels) != (rng.random() < 0.7))
         out.append(
             ReviewedRequest(
-                id=f"r{k}",
+                id=f"{prefix}{k}",
                 text=s.text,
                 labels=labels,
                 lang=s.lang,
                 suggested_labels=s.labels,
                 blind=k % 5 == 0,
-                reviewed_at=f"2026-1{k % 2}-{1 + k % 28:02d}T10:00:00+00:00",
+                reviewed_at=f"2026-{month or 10 + k % 2}-{1 + k % 28:02d}T10:00:00+00:00",
             )
         )
     return out
@@ -77,7 +80,9 @@ def test_good_reviews_lead_to_a_promotion(weak_champion, tmp_path) -> None:
     assert Registry(models).current() == result.challenger_version != champion
     report = json.loads((result.report_dir / "report.json").read_text())
     assert report["reviews"]["reviews"] == 750
-    assert report["data"]["holdout"] > 0
+    assert report["data"]["holdout"] > 0 and report["data"]["holdout_in_yardstick"] is True
+    assert report["notes"] == []
+    assert Registry(models).manifest(result.challenger_version)["holdout"]["rule"] == "text"
     assert {p.name for p in result.report_dir.iterdir()} >= {
         "report.json",
         "report.md",
@@ -205,8 +210,82 @@ def test_collect_latest_review_wins_and_holdout_is_never_trained_on() -> None:
     assert stats["skipped_language"] == 1 and stats["merged_duplicates"] == 1
     held = {s.text for s in holdout}
     assert held and not held & {s.text for s in training}
-    assert all(in_holdout(s.id.removeprefix("review-"), 0.2) for s in holdout)
-    assert in_holdout("r17", 0.2) == in_holdout("r17", 0.2)
+    assert all(in_holdout(s.text, 0.2) for s in holdout)
+
+
+def _keys(samples: list[Sample]) -> set[str]:
+    return {" ".join(s.text.lower().split()) for s in samples}
+
+
+def test_the_same_wording_stays_out_of_the_holdout_once_trained_on() -> None:
+    # Night 1 trains on most of 300 reviewed texts; night 2 the same wordings arrive again as
+    # new requests (other ids, reviewed later, so they win the merge). A text night 1 trained
+    # on, and so the champion too, must not be held out on night 2.
+    base = ALL[:50]
+    night1 = _reviews(ALL[300:600])
+    trained1, held1, _ = collect(base, night1, holdout_share=0.2)
+    night2 = night1 + _reviews(ALL[300:600], prefix="again-", month=12)
+    trained2, held2, stats = collect(base, night2, holdout_share=0.2)
+    assert stats["merged_duplicates"] == 300
+    assert all(s.id.startswith("review-again-") for s in held2)
+    assert held2 and not _keys(held2) & _keys(trained1)
+    assert _keys(held2) == _keys(held1) and _keys(trained2) == _keys(trained1)
+
+
+def test_reviews_of_texts_in_the_training_files_are_never_held_out() -> None:
+    # Every model so far was trained on the training files: their texts are no yardstick.
+    base = ALL[:300]
+    reviewed = _reviews(ALL[:300], flip=0.3) + _reviews(ALL[300:400], prefix="new-")
+    training, holdout, stats = collect(base, reviewed, holdout_share=0.2)
+    assert holdout and not _keys(holdout) & _keys(base)
+    assert all(s.id.startswith("review-new-") for s in holdout)
+    assert stats["samples_overridden"] == 300 and stats["training_reviews"] == 400 - len(holdout)
+    by_text = {s.text: s for s in training}
+    assert all(by_text[r.text].labels == r.labels for r in reviewed if r.text in by_text)
+
+
+@pytest.mark.parametrize(
+    "manifest, share, unseen",
+    [
+        ({}, 0.2, True),  # `triage train`: data files only
+        ({"retrain_run": "x"}, 0.2, False),  # retrained when the holdout went by request id
+        ({"retrain_run": "x", "holdout": {"rule": "text", "share": 0.2}}, 0.2, True),
+        ({"retrain_run": "x", "holdout": {"rule": "text", "share": 0.3}}, 0.2, True),
+        ({"retrain_run": "x", "holdout": {"rule": "text", "share": 0.1}}, 0.2, False),
+        ({"retrain_run": "x", "holdout": {"rule": "id", "share": 0.2}}, 0.2, False),
+    ],
+    ids=["train", "retrained-by-id", "same-share", "larger-share", "smaller-share", "other-rule"],
+)
+def test_whether_the_champion_trained_on_none_of_the_holdout(manifest, share, unseen) -> None:
+    assert holdout_unseen(manifest, share) is unseen
+
+
+def test_a_larger_share_only_adds_texts_to_the_holdout() -> None:
+    texts = [s.text for s in ALL[:500]]
+    small = {t for t in texts if in_holdout(t, 0.1)}
+    large = {t for t in texts if in_holdout(t, 0.3)}
+    assert small and small < large
+    assert in_holdout("Bitte CSV-Export", 0.5) == in_holdout("  bitte   csv-export ", 0.5)
+
+
+def test_a_champion_retrained_by_request_id_is_not_judged_on_the_holdout(
+    weak_champion, tmp_path
+) -> None:
+    # Retrained before the holdout went by text, it may have trained on texts now held out:
+    # judged on them it would look better than it is and keep winning every night.
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    registry = Registry(models)
+    path = registry.version_dir(registry.current()) / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "retrain_run": "old"}))
+    result = retrain(_reviews(ALL[250:600]), models, [weak_champion[1]], dry_run=True)
+    report = result.report
+    assert report["data"]["holdout"] > 0 and report["data"]["holdout_in_yardstick"] is False
+    assert report["data"]["yardstick"]["n"] == report["metrics"]["challenger"]["eval"]["n"]
+    assert report["metrics"]["champion"]["yardstick"] == report["metrics"]["champion"]["eval"]
+    assert "may have trained on texts now held out" in report["notes"][0]
+    assert "may have trained on texts now held out" in (result.report_dir / "report.md").read_text()
+    manifest = registry.manifest(result.challenger_version)
+    assert manifest["holdout"] == {"rule": "text", "share": 0.2}
 
 
 def test_cli_retrain_from_the_store_is_picked_up_by_the_service(weak_champion, tmp_path) -> None:
