@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from model.suggestion import reviewed_sample_id
 from training.config import TrainConfig, load_config
 from training.data import LANGS, Sample, label_mix, load_many, load_samples
 from training.evaluate import evaluate_model
-from training.pipeline import Progress, _no_progress, fit_estimator
+from training.pipeline import Progress, _no_progress, fit_estimator, group_of
 from training.report import draw_run_pictures, render_run_markdown
 from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision, library_versions, too_thin
 
@@ -157,6 +157,13 @@ def collect(
     The holdout holds only texts no model has been trained on: membership goes by the text
     (``in_holdout``), and a review of a text in ``base`` always trains: the champion learnt
     that text from the training files (with the old labels, if the review changed them).
+
+    A review replaces the base sample with its text, and its labels also replace those of the
+    sample's translations (and, for a reviewed translation, of its original and the other
+    translations): a request and its translations say the same thing and share their labels by
+    design, so the old labels must not go on training through the other language. They keep
+    their ids, languages and ``source_id``. When several texts of one such group are reviewed,
+    each trains with its own review, and the group's unreviewed texts take the latest of them.
     """
     stats: Counter[str] = Counter()
     latest: dict[str, ReviewedRequest] = {}
@@ -183,11 +190,24 @@ def collect(
         )
         held = key not in base_keys and in_holdout(review.text, holdout_share)
         (holdout if held else fresh).append(sample)
+    group_review: dict[str, ReviewedRequest] = {}  # translation group -> its latest review
+    for sample in base:
+        review = latest.get(_key(sample.text))
+        group = group_of(sample)
+        if review and (
+            group not in group_review or review.reviewed_at >= group_review[group].reviewed_at
+        ):
+            group_review[group] = review
     kept_base = []
     for sample in base:
         if _key(sample.text) in latest:
             stats["samples_overridden"] += 1
             continue
+        review = group_review.get(group_of(sample))
+        if review and set(review.labels) != set(sample.labels):
+            labels = tuple(label for label in LABELS if label in review.labels)
+            sample = replace(sample, labels=labels)
+            stats["translations_relabelled"] += 1
         kept_base.append(sample)
     stats.update(reviewed=len(reviewed), training_reviews=len(fresh), holdout=len(holdout))
     return kept_base + fresh, holdout, dict(stats)

@@ -244,6 +244,52 @@ def test_reviews_of_texts_in_the_training_files_are_never_held_out() -> None:
     assert all(by_text[r.text].labels == r.labels for r in reviewed if r.text in by_text)
 
 
+def _review(id_: str, text: str, labels: tuple[str, ...], lang: str, day: int) -> ReviewedRequest:
+    return ReviewedRequest(id_, text, labels, lang, (), False, f"2026-11-{day:02d}T10:00:00+00:00")
+
+
+def test_a_review_relabels_the_translations_of_the_sample_it_overrides() -> None:
+    # A request and its translations share their labels (cross-language consistency): the
+    # old labels must not keep training through the other language.
+    original = Sample("o1", "Bitte Zwei-Faktor-Anmeldung", ("security",), "de")
+    english = Sample("t1", "Please add two-factor login", ("security",), "en", {"source_id": "o1"})
+    other = Sample("o2", "Wartemusik je Warteschlange", ("msp_configurable",), "de")
+    other_en = Sample(
+        "t2", "Hold music per queue", ("msp_configurable",), "en", {"source_id": "o2"}
+    )
+    base = [original, english, other, other_en]
+    reviewed = [
+        _review("1", original.text, ("security", "broad_value"), "de", 1),
+        _review("2", other_en.text, (), "en", 2),
+    ]
+    training, _, stats = collect(base, reviewed, holdout_share=0.0)
+    by_text = {s.text: s for s in training}
+    assert by_text[english.text] == Sample(
+        "t1", english.text, ("security", "broad_value"), "en", {"source_id": "o1"}
+    )
+    assert by_text[original.text].id == "review-1"
+    assert by_text[other.text] == Sample("o2", other.text, (), "de")  # an original follows too
+    assert by_text[other_en.text].id == "review-2"
+    assert stats["translations_relabelled"] == 2 and stats["samples_overridden"] == 2
+
+
+def test_in_a_group_each_reviewed_text_keeps_its_review_and_the_rest_take_the_latest() -> None:
+    original = Sample("o1", "Bitte Zwei-Faktor-Anmeldung", ("security",), "de")
+    english = Sample("t1", "Please add two-factor login", ("security",), "en", {"source_id": "o1"})
+    second = Sample("t2", "Two-step sign-in, please", ("security",), "en", {"source_id": "o1"})
+    reviewed = [
+        _review("2", english.text, ("broad_value",), "en", 2),
+        _review("1", original.text, ("security", "broad_value"), "de", 1),
+    ]
+    training, _, _ = collect([original, english, second], reviewed, holdout_share=0.2)
+    labels = {s.text: s.labels for s in training}
+    assert labels == {
+        original.text: ("security", "broad_value"),
+        english.text: ("broad_value",),
+        second.text: ("broad_value",),
+    }
+
+
 @pytest.mark.parametrize(
     "manifest, share, unseen",
     [
