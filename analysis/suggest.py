@@ -69,7 +69,8 @@ def explanations(
     Columns: ``id`` (the row's index value), ``label``, ``term`` (``text[start:end]``),
     ``weight`` (contribution to the label's logit: > 0 argues for the label), ``start``,
     ``end``; strongest evidence first within each row and label. Only the model's top
-    evidence per label is listed (``model.n_evidence``).
+    evidence per label is listed (``model.n_evidence``). A term said more than once in a
+    text is one row: at its first place, weighing all its places together.
 
     >>> explanations(model, samples.loc[["ev0001"]], labels=["security"])  # doctest: +SKIP
            id     label        term  weight  start  end

@@ -394,8 +394,9 @@ class TriageEstimator:
 
         ``matrix`` holds the texts' feature rows, as ``transform`` returns them. Returns, per
         text, the units' spans and an array (units × labels) of their contributions; a feature
-        seen several times in a text shares its contribution among its places. Summed over a
-        text's units, a label's contributions are Platt's ``a`` times ``w · x``.
+        seen several times in a text shares its contribution among its places (the evidence
+        adds a repeated phrase's places back up). Summed over a text's units, a label's
+        contributions are Platt's ``a`` times ``w · x``.
 
         Each block of rows is one set of array operations: per text they would cost more in
         numpy's call overhead than in arithmetic; blocks keep memory bounded for a large batch.

@@ -89,15 +89,25 @@ def _ignored(analysis: Analysis) -> list[Ignored]:
     return sorted(spans, key=lambda span: span.start)
 
 
+class _Phrase(NamedTuple):
+    """Neighbouring words read as one piece of evidence, at one place in the text."""
+
+    start: int
+    end: int
+    weight: float
+    words: tuple[str, ...]  # lower-cased: the same phrase at another place has the same words
+
+
 def _merge_spans(
-    text: str, spans: list[tuple[int, int]], weights: list[float]
-) -> list[tuple[int, int, float]]:
+    text: str, spans: list[tuple[int, int]], weights: list[float], words: list[str]
+) -> list[_Phrase]:
     """Join neighbouring words that both argue the same way, and clearly, into phrases.
 
-    ``spans`` are in text order; ``weights`` holds one contribution per span.
+    ``spans`` are in text order; ``weights`` holds one contribution per span and ``words``
+    its word, lower-cased. Whether two words join is decided at each place on its own share.
     """
     merged: list[list] = []
-    for (start, end), weight in zip(spans, weights, strict=True):
+    for (start, end), weight, word in zip(spans, weights, words, strict=True):
         if merged:
             last = merged[-1]
             joins = (
@@ -113,9 +123,27 @@ def _merge_spans(
             if joins:
                 last[1] = max(last[1], end)
                 last[2] += weight
+                last[3].append(word)
                 continue
-        merged.append([start, end, weight])
-    return [(s, e, w) for s, e, w in merged]
+        merged.append([start, end, weight, [word]])
+    return [_Phrase(s, e, w, tuple(ws)) for s, e, w, ws in merged]
+
+
+def _phrase_totals(phrases: list[_Phrase]) -> list[_Phrase]:
+    """One entry per distinct phrase (the same words, case aside): at its first place in the
+    text, weighing what all its places weigh together; first places in text order.
+
+    A repeated word's contribution is split among its places (``contributions``), so a
+    single place understates it: "Password" said twelve times is one strong reason, not
+    twelve weak ones.
+    """
+    first: dict[tuple[str, ...], _Phrase] = {}
+    for phrase in phrases:
+        seen = first.get(phrase.words)
+        first[phrase.words] = (
+            phrase if seen is None else seen._replace(weight=seen.weight + phrase.weight)
+        )
+    return list(first.values())
 
 
 class _Reasons(NamedTuple):
@@ -372,19 +400,27 @@ class TriageModel:
     def _evidence(
         self, analysis: Analysis, spans: list[tuple[int, int]], contributions: np.ndarray
     ) -> dict[str, list[Evidence]]:
-        """Per label, the strongest phrases.
+        """Per label, the ``n_evidence`` strongest distinct phrases (|weight| ≥ 0.01).
 
-        ``spans`` are in text order, with one row of ``contributions`` (units × labels) each.
+        ``spans`` are in text order, one per word of ``analysis.tokens``, with one row of
+        ``contributions`` (units × labels) each. A phrase said more than once is one item:
+        its offsets are those of its first place (so ``text[start:end]`` is that place's
+        spelling, and a reviewer page marks that place only), its weight the sum over all
+        its places. Phrases are ranked and filtered by that sum, so over all of a label's
+        phrases, shown or not, the weights still add up to Platt's ``a`` times ``w · x``.
         """
         per_label = contributions.T.tolist() if spans else [[]] * len(self.labels)
+        words = [token.lower for token in analysis.tokens]
         result: dict[str, list[Evidence]] = {}
         text = analysis.text
         for label, weights in zip(self.estimator.labels, per_label, strict=True):
-            merged = _merge_spans(text, spans, weights)
-            strongest = sorted(merged, key=lambda m: -abs(m[2]))
+            phrases = _phrase_totals(_merge_spans(text, spans, weights, words))
+            strongest = sorted(phrases, key=lambda p: -abs(p.weight))
             result[label] = [
-                Evidence(text=text[s:e], start=s, end=e, weight=round(w, 4))
-                for s, e, w in strongest[: self.n_evidence]
-                if abs(w) >= 0.01
+                Evidence(
+                    text=text[p.start : p.end], start=p.start, end=p.end, weight=round(p.weight, 4)
+                )
+                for p in strongest[: self.n_evidence]
+                if abs(p.weight) >= 0.01
             ]
         return result

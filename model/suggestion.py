@@ -21,7 +21,11 @@ def _fields(flat: object) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Words of the input that moved a label's score; ``text == input[start:end]``."""
+    """Words of the input that moved a label's score; ``text == input[start:end]``.
+
+    A word or phrase said more than once is one item: ``start``/``end`` are its first place,
+    ``weight`` is what all its places contribute together.
+    """
 
     text: str
     start: int

@@ -10,6 +10,7 @@ import pytest
 
 from model import TriageModel
 from model.outcome import decide_outcome
+from model.predictor import _merge_spans, _phrase_totals
 from model.suggestion import OUTCOMES, LabelScore
 from model.text import analyze, detect_lang
 from tests.conftest import CROSS_LANGUAGE_PAIR
@@ -43,6 +44,68 @@ def test_evidence_spans_of_one_label_never_overlap(trained_model: TriageModel) -
     for label in trained_model.suggest(text).per_label:
         spans = sorted((e.start, e.end) for e in label.evidence)
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+
+
+def _word_totals(model: TriageModel, text: str, label: str) -> dict[str, float]:
+    """Each word's contribution to ``label`` over all its places, straight from the estimator."""
+    analysis = analyze(text, model.estimator.max_chars)
+    matrix = model.estimator.transform([analysis])
+    _, contributions = model.estimator.contributions([analysis], matrix)[0]
+    column = model.labels.index(label)
+    totals: dict[str, float] = {}
+    for token, row in zip(analysis.tokens, contributions.tolist(), strict=True):
+        totals[token.lower] = totals.get(token.lower, 0.0) + row[column]
+    return totals
+
+
+def test_a_repeated_phrase_is_one_item_at_its_first_place_with_all_its_weight() -> None:
+    text = "Reset password. Password reset. reset PASSWORD, and more"
+    words = ["reset", "password", "password", "reset", "reset", "password", "more"]
+    spans = [(0, 5), (6, 14), (16, 24), (25, 30), (32, 37), (38, 46), (52, 56)]
+    weights = [0.5, 1.0, 0.1, 0.1, 0.5, 1.0, -0.2]
+    phrases = _phrase_totals(_merge_spans(text, spans, weights, words))
+    # Case aside, the same words in the same order are one phrase; "password" and "reset"
+    # alone (too weak to join here) are phrases of their own.
+    assert [(text[p.start : p.end], round(p.weight, 6)) for p in phrases] == [
+        ("Reset password", 3.0),
+        ("Password", 0.1),
+        ("reset", 0.1),
+        ("more", -0.2),
+    ]
+    assert sum(p.weight for p in phrases) == pytest.approx(sum(weights))
+
+
+def test_a_repeated_word_is_ranked_by_what_all_its_places_weigh(
+    trained_model: TriageModel,
+) -> None:
+    text = "Hello team. " + "Password. " * 12 + "Thanks for looking at the wallpaper."
+    suggestion = trained_model.suggest(text)
+    for ls in suggestion.per_label:
+        quoted = [e.text.lower() for e in ls.evidence]
+        assert len(quoted) == len(set(quoted)), (ls.label, quoted)
+        assert 0 < len(quoted) <= trained_model.n_evidence
+        assert all(text[e.start : e.end] == e.text for e in ls.evidence)
+    security = suggestion.per_label[trained_model.labels.index("security")]
+    top = security.evidence[0]
+    assert (top.text, top.start) == ("Password", text.index("Password"))
+    assert top.weight == round(_word_totals(trained_model, text, "security")["password"], 4)
+    assert suggestion.rationale.count("'Password'") == 1
+    assert "('Password'" in suggestion.rationale  # named first
+
+
+def test_a_word_repeated_thousands_of_times_is_still_evidence(
+    trained_model: TriageModel,
+) -> None:
+    # Shared among thousands of places, each place's share is far under the 0.01 floor.
+    text = "xxxxxxxxxx" + " password " * 3000
+    suggestion = trained_model.suggest(text)
+    assert "truncated" in suggestion.flags
+    security = suggestion.per_label[trained_model.labels.index("security")]
+    top = security.evidence[0]
+    assert (top.text, top.start) == ("password", text.index("password"))
+    assert top.weight == round(_word_totals(trained_model, text, "security")["password"], 4)
+    assert top.weight > 1
+    assert "('password'" in suggestion.rationale
 
 
 def test_batch_equals_one_by_one(trained_model: TriageModel) -> None:
