@@ -54,6 +54,8 @@ def label_sets(frame: pd.DataFrame, prefix: str = "") -> pd.Series:
     ['security+broad_value', '(none)']
     """
     columns = label_columns(frame, prefix)
-    return columns.apply(
-        lambda row: "+".join(label for label in LABELS if row[label]) or NO_LABEL, axis=1
-    ).rename("labels")
+    names = [
+        "+".join(label for label, on in zip(LABELS, row, strict=True) if on) or NO_LABEL
+        for row in columns.itertuples(index=False)
+    ]
+    return pd.Series(names, index=columns.index, dtype=str, name="labels")

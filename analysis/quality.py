@@ -65,8 +65,8 @@ def evaluate(
     """Precision, recall, F1, support and tp/fp/fn/tn per label, plus a ``macro`` row.
 
     ``by`` (a column of ``labels`` or a Series on its index) splits the rows into groups;
-    the result is then indexed by (group, label). Zero-division gives 0, like the training
-    report.
+    the result is then indexed by (group, label), and has no rows when no row has a group
+    (no rows at all, say). Zero-division gives 0, like the training report.
 
     >>> evaluate(samples, suggestions)["f1"]                     # doctest: +SKIP
     >>> evaluate(samples, suggestions, by="lang").loc["de"]       # doctest: +SKIP
@@ -82,6 +82,13 @@ def evaluate(
         for key, rows in groups.groupby(groups, observed=True).groups.items()
     }
     name = groups.name or "group"
+    if not parts:  # no rows, or none in a group: the table's columns, without rows
+        empty = _metrics(truth, predicted).iloc[:0]
+        dtype = groups.dtype
+        if isinstance(dtype, pd.CategoricalDtype):  # groups are named by the categories
+            dtype = dtype.categories.dtype
+        levels = [pd.Index([], dtype=dtype), empty.index]
+        return empty.set_axis(pd.MultiIndex.from_arrays(levels, names=[name, "label"]))
     return pd.concat(parts, names=[name, "label"])
 
 
@@ -192,8 +199,11 @@ def mistakes(labels: pd.DataFrame, suggestions: pd.DataFrame, n: int | None = 10
                 }
             )
     columns = ["id", "label", "kind", "score", "threshold", "distance"]
-    table = pd.DataFrame(rows, columns=columns).sort_values(
-        ["distance", "id"], ascending=[False, True], kind="stable", ignore_index=True
+    types = {"label": str, "kind": str, "score": float, "threshold": float, "distance": float}
+    table = (
+        pd.DataFrame(rows, columns=columns)
+        .astype(types)
+        .sort_values(["distance", "id"], ascending=[False, True], kind="stable", ignore_index=True)
     )
     return table if n is None else table.head(n)
 

@@ -35,6 +35,21 @@ _COLUMNS = (
 )
 
 
+# Columns of text (some may be missing: None); without rows nothing tells pandas so.
+_TEXT_COLUMNS = (
+    "lang",
+    "source",
+    "partner",
+    "customer",
+    "title",
+    "text",
+    "outcome",
+    "suggested_outcome",
+    "reviewer",
+    "model_version",
+)
+
+
 class ReviewStoreError(RuntimeError):
     """The database cannot be read as a review store; the message says what to do."""
 
@@ -102,6 +117,8 @@ def reviews_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         },
         index=index,
     )
+    if not rows:  # else all float64; only here, since astype(str) spells a None "None" in pandas 2
+        frame = frame.astype(dict.fromkeys(_TEXT_COLUMNS, str))
     reviewed = columns_from_lists([r["labels"] for r in rows], index=index)
     suggested = columns_from_lists(
         [r["suggested_labels"] for r in rows], index=index, prefix="suggested_"

@@ -50,10 +50,13 @@ def _suggestion_rows(
     data["language"] = [s.language for s in suggestions]
     data["flags"] = [list(s.flags) for s in suggestions]
     data["topic_similarity"] = [s.topic_similarity for s in suggestions]
-    result = pd.DataFrame(data, index=index)
+    # Named, not inferred: an empty batch would leave every column float64.
+    types: dict[str, type] = {}
     for label in model.labels:
-        result[label] = result[label].astype(bool)
-        result[f"{label}_uncertain"] = result[f"{label}_uncertain"].astype(bool)
+        types |= {label: bool, f"{label}_score": float, f"{label}_threshold": float}
+        types[f"{label}_uncertain"] = bool
+    types |= {"outcome": str, "language": str, "flags": object, "topic_similarity": float}
+    result = pd.DataFrame(data, index=index).astype(types)
     result.attrs["model_version"] = model.version
     return result
 
@@ -94,4 +97,4 @@ def explanations(
                     (row_id, ls.label, evidence.text, evidence.weight, evidence.start, evidence.end)
                 )
     result = pd.DataFrame(rows, columns=list(EXPLANATION_COLUMNS))
-    return result.astype({"weight": float, "start": int, "end": int})
+    return result.astype({"label": str, "term": str, "weight": float, "start": int, "end": int})

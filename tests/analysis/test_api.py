@@ -238,6 +238,31 @@ def test_edge_cases_fail_clearly_or_answer_sensibly(
         an.load_reviews("foo://x")
 
 
+def _types(frame: pd.DataFrame, columns: list[str] | None = None) -> dict[str, object]:
+    return {c: frame[c].dtype for c in (frame.columns if columns is None else columns)}
+
+
+def test_empty_input_gives_empty_frames_of_the_usual_types(
+    trained_model: TriageModel, samples: pd.DataFrame, suggestions: pd.DataFrame
+) -> None:
+    empty = samples.iloc[:0]
+    none = an.suggest_frame(trained_model, empty)
+    assert none.empty and _types(none) == _types(suggestions)
+    for by, by_all in (("lang", "lang"), (an.length_bucket(empty), an.length_bucket(samples))):
+        table = an.evaluate(empty, none, by=by)
+        usual = an.evaluate(samples, suggestions, by=by_all)
+        assert table.empty and table.index.names == usual.index.names
+        assert _types(table) == _types(usual)
+    assert an.evaluate(empty, none)["n"].eq(0).all()  # per label, without groups: all zero
+    assert an.label_sets(empty).dtype == an.label_sets(samples).dtype
+    kept = ["label", "kind", "score", "threshold", "distance"]
+    assert _types(an.mistakes(empty, none), kept) == _types(an.mistakes(samples, suggestions), kept)
+    kept = ["label", "term", "weight", "start", "end"]
+    assert _types(an.explanations(trained_model, empty), kept) == (
+        _types(an.explanations(trained_model, samples.iloc[:3]), kept)
+    )
+
+
 # --- reviews ---------------------------------------------------------------------------------
 
 
@@ -301,6 +326,16 @@ def test_empty_review_store_gives_an_empty_frame(tmp_path: Path) -> None:
     store.close()
     frame = an.load_reviews(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     assert frame.empty and set(LABELS) <= set(frame.columns)
+
+
+def test_no_review_rows_give_the_columns_of_reviews(reviews: pd.DataFrame) -> None:
+    empty = an.reviews_frame([])
+    assert empty.empty and empty.columns.tolist() == reviews.columns.tolist()
+    times = ["received_at", "reviewed_at"]  # UTC; the unit (s, us) follows the values
+    assert all(str(empty[c].dt.tz) == "UTC" for c in times)
+    filled = [c for c in reviews.columns if c not in times and reviews[c].notna().all()]
+    assert "text" in filled and "customer" not in filled  # no request here names a customer
+    assert _types(empty, filled) == _types(reviews, filled)
 
 
 # --- boundaries ------------------------------------------------------------------------------
