@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +56,14 @@ def compose(title: str | None, text: str) -> str:
 
 
 def name_key(value: str | None) -> str | None:
-    """A partner's or customer's name as names are compared: trimmed, case-folded; None if empty."""
-    value = (value or "").strip().casefold()
-    return value or None
+    """A partner's or customer's name as names are compared; None if empty: compatibility
+    forms and combining marks composed (NFKC: "Mu\u0308ller" as typed on a Mac is "Müller"),
+    case-folded, invisible format characters (zero-width space, soft hyphen) dropped, and
+    blanks (a non-breaking space too) trimmed and run together. Else one partner spelling its
+    name two ways would count as two partners asking, and tip a request into broad demand."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value or "").casefold())
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split()) or None
 
 
 @dataclass(frozen=True)

@@ -263,8 +263,9 @@ def list_requests(
         Query(
             max_length=200,
             pattern=s.NO_NUL,
-            description="Words in the title, text, partner, customer or source "
-            "(case-insensitive; ß matches ss).",
+            description="Words in the title, text, partner, customer or source: each word "
+            "anywhere, in any order (case-insensitive; ß matches ss; a word matches inside "
+            "longer ones).",
         ),
     ] = None,
     sort: Literal["received_at", "uncertainty"] = "received_at",

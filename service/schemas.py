@@ -7,10 +7,21 @@ problem type (413) rather than a generic validation error.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 
 Outcome = Literal[
     "security_fix",
@@ -28,6 +39,30 @@ Language = Literal["de", "en", "other"]  # what model.text.detect_lang tells
 NO_NUL = r"^[^\x00]*$"
 # Who reviewed, or what a stored request says: something besides blanks, and no NUL.
 NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
+# A name is one line: no control characters at all (a newline or a terminal escape in a
+# reviewer's name would forge lines in whatever lists reviews), and something besides blanks.
+ONE_LINE_NAME = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+# Characters that show nothing although Unicode does not class them as blanks.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+# How far ahead of the service's clock an intake's received_at may be (clocks drift).
+RECEIVED_AHEAD = timedelta(minutes=15)
+
+
+def _visible(value: str) -> str:
+    """Refuse text that shows nothing: blanks, zero-width and format characters (U+200B,
+    U+FEFF, the soft hyphen), control characters and blank "letters" such as U+2800."""
+    if not any(
+        not ch.isspace()
+        and unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
+        and ch not in _INVISIBLE_LETTERS
+        for ch in value
+    ):
+        raise ValueError("holds nothing visible (only blanks, invisible or control characters)")
+    return value
+
+
+# Stored text people must be able to read: refused when it shows nothing.
+Visible = Annotated[str, AfterValidator(_visible)]
 # A field the API does not know is refused (422 naming it), not dropped: a client that sends
 # "titel" or "reviwer" learns of it instead of losing what it meant to store.
 _INPUT = ConfigDict(extra="forbid")
@@ -44,7 +79,10 @@ class SuggestIn(BaseModel):
 
 
 class BatchItemIn(SuggestIn):
-    id: str | int | None = Field(default=None, description="Echoed back to match answers.")
+    # Strict: true or 1.0 would come back as 1, and the echo would no longer match.
+    id: StrictStr | StrictInt | None = Field(
+        default=None, description="Echoed back to match answers."
+    )
 
 
 class BatchIn(BaseModel):
@@ -158,7 +196,7 @@ class FeatureRequestIn(BaseModel):
     model_config = _INPUT
 
     # A stored request of blanks could never be triaged; a suggestion of one says empty_text.
-    text: str = Field(min_length=1, pattern=NAMED)
+    text: Visible = Field(min_length=1, pattern=NAMED)
     title: str | None = Field(default=None, max_length=300, pattern=NO_NUL)
     partner: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     customer: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
@@ -166,25 +204,47 @@ class FeatureRequestIn(BaseModel):
         default=None, max_length=100, pattern=NO_NUL, description="e.g. 'form', 'mail'"
     )
     received_at: datetime | None = Field(
-        default=None, description="When the request arrived (default: now); naive means UTC."
+        default=None,
+        description="When the request arrived, as ISO 8601 text (default: now); naive means "
+        "UTC. At most 15 minutes ahead of the service's clock.",
     )
+
+    @field_validator("received_at", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        """ISO 8601 text only: pydantic would read 1700000000 (or "1700000000") as seconds
+        since 1970, which no intake form means."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "").isdigit():
+            raise ValueError("expected a time as ISO 8601 text, e.g. 2025-01-14T10:30:00Z")
+        return value
 
     @field_validator("received_at")
     @classmethod
     def _in_utc_range(cls, value: datetime | None) -> datetime | None:
-        """A time whose UTC falls outside years 1–9999 cannot be stored (0001-01-01 at +14:00)."""
+        """A time whose UTC falls outside years 1–9999 cannot be stored (0001-01-01 at +14:00),
+        and one in the future would head the newest-first inbox for good."""
         if value is None:
             return None
         try:
-            return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+            value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
         except OverflowError:
             raise ValueError("outside the years 1 to 9999 once converted to UTC") from None
+        if value > datetime.now(UTC) + RECEIVED_AHEAD:
+            raise ValueError(
+                f"{value.isoformat()} is in the future; at most "
+                f"{RECEIVED_AHEAD.seconds // 60} minutes ahead of the service's clock are taken"
+            )
+        return value
 
 
 class ReviewIn(BaseModel):
     model_config = _INPUT
 
-    labels: list[str] = Field(max_length=20, description="The labels that apply; may be empty.")
+    labels: list[str] = Field(
+        max_length=20, description="The labels that apply, each once; may be empty."
+    )
     outcome: Outcome | None = Field(
         default=None,
         description="The decided outcome; if left out, the one the guide's rules give the "
@@ -192,12 +252,47 @@ class ReviewIn(BaseModel):
         "→ prioritize_broad_value, none → decline_limited_use).",
     )
     comment: str | None = Field(default=None, max_length=5_000, pattern=NO_NUL)
-    reviewer: str = Field(min_length=1, max_length=200, pattern=NAMED)
+    reviewer: Visible = Field(min_length=1, max_length=200, pattern=ONE_LINE_NAME)
     blind: StrictBool = Field(
         default=False,
         description="True when the reviewer decided without seeing the suggestion. A review of "
         "a request whose suggestion is withheld for blind review is recorded as blind anyway.",
     )
+
+    @field_validator("labels")
+    @classmethod
+    def _each_once(cls, labels: list[str]) -> list[str]:
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:  # as `triage train` refuses a sample that lists a label twice
+            raise ValueError(f"{', '.join(map(repr, twice))} listed more than once")
+        return labels
+
+    @field_validator("outcome")
+    @classmethod
+    def _agrees_with_security(cls, outcome: str | None, info: ValidationInfo) -> str | None:
+        """The guide's rules a decision may not break: a security request is always fixed
+        (security_fix, whatever else applies), security_fix is for security requests only, and
+        needs_review is the model's "not sure", not a decision. Other outcomes may differ from
+        what the labels give: that is the reviewer's call."""
+        labels = info.data.get("labels")
+        if outcome is None or labels is None:
+            return outcome
+        if outcome == "needs_review":
+            raise ValueError(
+                "needs_review is the model's 'not sure', not a decision: decide the labels, "
+                "and leave outcome out or give the outcome decided"
+            )
+        if "security" in labels and outcome != "security_fix":
+            raise ValueError(
+                f"a request labelled security is always security_fix (the guide's first "
+                f"rule), not {outcome}"
+            )
+        if outcome == "security_fix" and "security" not in labels:
+            raise ValueError(
+                "security_fix is the outcome of a security request: add the label security, "
+                "or give another outcome"
+            )
+        return outcome
 
 
 class ReviewOut(BaseModel):

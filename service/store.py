@@ -364,8 +364,12 @@ def _replayed(
 ) -> dict[str, Any]:
     """The review stored under ``key``, if this call repeats it; else ``KeyReused``."""
     fields = ("labels", "outcome", "comment", "reviewer")
-    same = existing["request_id"] == request_id and all(
-        existing[field] == review.get(field) for field in fields
+    same = (
+        existing["request_id"] == request_id
+        and all(existing[field] == review.get(field) for field in fields)
+        # Stored blind may be true though the client said false (a withheld suggestion makes
+        # any review blind); a client saying blind of a review stored otherwise differs.
+        and (bool(existing["blind"]) or not review.get("blind", False))
     )
     if not same:
         raise KeyReused(key, existing["request_id"])
@@ -594,8 +598,8 @@ class Store:
             conditions.append(sa.not_(hides_suggestion))
         if lang:
             conditions.append(feature_requests.c.lang == lang)
-        if q:
-            conditions.append(feature_requests.c.search_text.contains(fold(q), autoescape=True))
+        for word in fold(q or "").split():  # every word, anywhere, in any order
+            conditions.append(feature_requests.c.search_text.contains(word, autoescape=True))
         ordering: list[Any] = []
         if sort == "uncertainty":
             # "uncertainty" sorts the most uncertain (smallest margin) first unless order=desc

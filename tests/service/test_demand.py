@@ -9,7 +9,31 @@ from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_inbox import NARROW, SECURITY, intake
 
+from service.demand import name_key
 from tests.conftest import CROSS_LANGUAGE_PAIR
+
+
+def test_one_partner_spelt_several_ways_is_one_name() -> None:
+    spellings = [
+        "Müller Telecom",
+        "Mu\u0308ller Telecom",  # a combining mark, as a Mac pastes it
+        "MÜLLER TELECOM ",
+        "Müller  Telecom",  # two blanks
+        "Müller\u00a0Telecom",  # a non-breaking space
+        "Mül\u00adler Tele\u200bcom",  # a soft hyphen, a zero-width space
+        "Ｍüller Telecom",  # a fullwidth letter
+    ]
+    assert {name_key(name) for name in spellings} == {"müller telecom"}
+    assert name_key("Müller Telekom") != name_key("Müller Telecom")
+    assert name_key(" \u00a0\u200b ") is None and name_key(None) is None
+
+
+def test_a_partner_spelt_otherwise_does_not_add_to_the_demand(client: TestClient) -> None:
+    first = intake(client, NARROW, partner="Müller Telecom")
+    for spelling in ("Mu\u0308ller Telecom", "Müller  Telecom", "Müller\u00a0Telecom"):
+        demand = intake(client, NARROW, partner=spelling)["suggestion"]["demand"]
+        assert demand["partners"] == 1, spelling
+    assert first["suggestion"]["outcome"] == "decline_limited_use"
 
 
 @on_both_backends

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
 
@@ -177,6 +178,11 @@ def test_search_finds_words_of_the_text_title_and_sender(client: TestClient) -> 
     assert found("queue") == [fifty["id"], street["id"]]
     assert found("queue", lang="de") == [street["id"]]  # with the other filters
     assert found("nowhere") == []
+    # Words, not a phrase: each anywhere, in any order, whatever blanks between them.
+    assert found("überlauf nord") == [street["id"]]  # text and partner
+    assert found("routing queue_b") == [fifty["id"]]  # title and text, reversed
+    assert found("queue \u00a0 HAUPTSTRASSE") == [street["id"]]
+    assert found("queue nowhere") == []
     page = client.get("/v1/requests", params={"q": "queue & co", "limit": 1}, headers=AUTH)
     assert page.json() == []
     page = client.get("/v1/requests", params={"q": "queue", "limit": 1}, headers=AUTH)
@@ -211,9 +217,22 @@ def test_list_rejects_bad_parameters(client: TestClient, params: dict) -> None:
     ("body", "field"),
     [
         ({"text": " \n\t "}, "text"),  # nothing a reviewer could triage
+        ({"text": "\u200b\ufeff\u00ad"}, "text"),  # zero-width and format characters
+        ({"text": "\u2800 \u3164"}, "text"),  # blank "letters"
         ({"text": "Bitte 2FA", "partnr": "Muster IT"}, "partnr"),  # the partner would be lost
+        ({"text": "Bitte 2FA", "received_at": 1700000000}, "received_at"),  # seconds? no
+        ({"text": "Bitte 2FA", "received_at": "1700000000"}, "received_at"),
+        ({"text": "Bitte 2FA", "received_at": "2999-01-01T00:00:00Z"}, "received_at"),
     ],
-    ids=["blank text", "unknown field"],
+    ids=[
+        "blank text",
+        "invisible text",
+        "blank letters",
+        "unknown field",
+        "number as time",
+        "digits as time",
+        "future time",
+    ],
 )
 def test_intake_refuses_blank_text_and_unknown_fields(
     client: TestClient, body: dict, field: str
@@ -255,8 +274,9 @@ def test_review_records_agreement_and_replaces_with_history(client: TestClient) 
     second = client.post(
         f"/v1/requests/{created['id']}/review",
         json={
-            "labels": ["broad_value", "security", "security"],
-            "outcome": "needs_review",
+            "labels": ["broad_value", "msp_configurable"],
+            # Not what the labels give (partner_configures): the reviewer's call to make.
+            "outcome": "prioritize_broad_value",
             "reviewer": "ak",
             "blind": True,
         },
@@ -264,20 +284,43 @@ def test_review_records_agreement_and_replaces_with_history(client: TestClient) 
     )
     assert second.status_code == 201
     body = second.json()
-    assert body["labels"] == ["security", "broad_value"]  # model order, no duplicates
+    assert body["labels"] == ["msp_configurable", "broad_value"]  # model order
     assert body["blind"] is True
     assert body["outcome_agreed"] is False
     stored = client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()
     assert stored["status"] == "reviewed"
     assert stored["review"]["id"] == body["id"]
     assert [r["reviewer"] for r in stored["reviews"]] == ["jd", "ak"]
-    assert stored["labels"] == ["security", "broad_value"]
-    assert stored["outcome"] == "needs_review"
+    assert stored["labels"] == ["msp_configurable", "broad_value"]
+    assert stored["outcome"] == "prioritize_broad_value"
     assert stored["suggested_labels"] == suggested
     assert [
         i["id"]
         for i in client.get("/v1/requests", params={"status": "reviewed"}, headers=AUTH).json()
     ] == [created["id"]]
+
+
+@pytest.mark.parametrize(
+    ("labels", "outcome", "says"),
+    [
+        (["security"], "decline_limited_use", "always security_fix"),
+        (["security", "broad_value"], "prioritize_broad_value", "always security_fix"),
+        ([], "security_fix", "add the label security"),
+        (["msp_configurable"], "security_fix", "add the label security"),
+        (["security"], "needs_review", "not a decision"),
+        ([], "needs_review", "not a decision"),
+    ],
+)
+def test_a_review_may_not_break_the_security_rule(
+    client: TestClient, labels: list[str], outcome: str, says: str
+) -> None:
+    created = intake(client, SECURITY)
+    path = f"/v1/requests/{created['id']}/review"
+    body = {"labels": labels, "outcome": outcome, "reviewer": "jd"}
+    problem = assert_problem(client.post(path, json=body, headers=AUTH), 422, "validation-error")
+    assert problem["errors"][0]["loc"] == ["body", "outcome"]
+    assert says in problem["detail"]
+    assert client.get(path.removesuffix("/review"), headers=AUTH).json()["reviews"] == []
 
 
 def test_review_with_an_empty_label_list_is_fine(client: TestClient) -> None:
@@ -334,7 +377,12 @@ def test_review_errors(client: TestClient) -> None:
         {"labels": [], "reviewer": "jd", "blind": "sometimes"},
         {"labels": [], "reviewer": "jd", "blind": "yes"},  # a boolean, not a word for one
         {"labels": [], "reviewer": "   "},  # blanks name nobody
+        {"labels": [], "reviewer": "\u200b"},  # nor does a zero-width space
+        {"labels": [], "reviewer": "\u2800\u3164"},  # nor blank "letters"
+        {"labels": [], "reviewer": "ann\nroot"},  # a name is one line
+        {"labels": [], "reviewer": "a\u0007b\u001b[31m"},  # no terminal escapes
         {"labels": [], "reviewer": "jd", "coment": "typo"},  # dropped, it would be lost
+        {"labels": ["security", "security"], "reviewer": "jd"},  # as training refuses it
     ):
         assert_problem(client.post(path, json=bad, headers=AUTH), 422, "validation-error")
     assert_problem(
@@ -401,6 +449,9 @@ def test_idempotency_key_stores_a_retried_review_once(client: TestClient) -> Non
         )
         assert f"of request {created['id']}" in reused["detail"]
     assert client.get(f"/v1/requests/{other['id']}", headers=AUTH).json()["status"] == "pending"
+    # Said blind now, the review stored as not blind is another review, not a retry.
+    blind = {"labels": ["msp_configurable"], "reviewer": "jd", "blind": True}
+    assert_problem(client.post(path, json=blind, headers=headers), 422, "idempotency-key-reused")
     current = client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()
     assert current["labels"] == ["msp_configurable"] and len(current["reviews"]) == 1
 
@@ -588,3 +639,7 @@ def test_a_received_at_outside_the_utc_calendar_is_422(client: TestClient) -> No
         headers=AUTH,
     )
     assert fine.json()["received_at"].startswith("2025-01-14T10:30:00")
+    # A sender's clock a few minutes fast is taken; far in the future is not (test above).
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    ahead = client.post("/v1/requests", json={"text": "2FA", "received_at": soon}, headers=AUTH)
+    assert ahead.status_code == 201, ahead.text

@@ -402,6 +402,12 @@ def test_batch_wrong_types_are_422(client: TestClient) -> None:
         422,
         "validation-error",
     )
+    for id_ in (True, 1.0):  # would come back as 1, matching nothing the client sent
+        assert_problem(
+            client.post("/v1/suggest/batch", json={"items": [{"id": id_, "text": "2FA"}]}),
+            422,
+            "validation-error",
+        )
 
 
 def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
