@@ -82,6 +82,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -160,6 +164,15 @@ def _manifest_problem(manifest: object) -> str | None:
     return None
 
 
+def _is_version(folder: Path) -> bool:
+    """Whether ``folder`` (in ``versions/``) is a version's: one holding a manifest, or one
+    this account cannot look into."""
+    try:
+        return folder.is_dir() and (folder / MANIFEST_NAME).exists()
+    except OSError:  # no permission to look: list it, and reading its manifest says why
+        return True
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -185,51 +198,87 @@ class Registry:
         return self.versions_dir / version
 
     def list_versions(self) -> list[str]:
-        """Version ids, oldest first (ids sort by time)."""
-        if not self.versions_dir.is_dir():
+        """Version ids, oldest first (ids sort by time).
+
+        A folder this account cannot look into is listed: reading its manifest says why it
+        cannot be used, where leaving it out would hide it.
+        """
+        try:
+            folders = list(self.versions_dir.iterdir())
+        except FileNotFoundError:
             return []
-        return sorted(
-            p.name
-            for p in self.versions_dir.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()
-        )
+        except OSError as exc:
+            raise ArtifactError(
+                f"{self.versions_dir}: cannot be listed ({_reason(exc)}); it must be a folder "
+                "this account can read"
+            ) from exc
+        return sorted(p.name for p in folders if not p.name.startswith(".") and _is_version(p))
 
     def current(self) -> str | None:
+        """The version ``CURRENT`` names; None when there is no ``CURRENT``."""
         pointer = self.root / CURRENT_NAME
-        if not pointer.is_file():
-            return None
         try:
             version = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
         except UnicodeDecodeError:
             raise ArtifactError(
                 f"{pointer}: not a version id (the file is not UTF-8 text)"
             ) from None
+        except OSError as exc:  # no permission, a folder, ...
+            raise ArtifactError(
+                f"{pointer}: cannot be read ({_reason(exc)}); it must be a file this account "
+                "can read, naming the current version"
+            ) from exc
         return version or None
 
     def manifest(self, version: str) -> dict[str, Any]:
+        """A version's manifest, checked field by field."""
         path = self.version_dir(version) / MANIFEST_NAME
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            known = ", ".join(self.list_versions()) or "none"
+        except (FileNotFoundError, NotADirectoryError):
             raise ArtifactError(
-                f"no model version {version!r} in {self.root} (known: {known})"
+                f"no model version {version!r} in {self.root} (known: {self._known()})"
             ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except OSError as exc:  # no permission, a folder, ...
+            raise ArtifactError(
+                f"{path}: cannot be read ({_reason(exc)}); it must be a file this account can read"
+            ) from exc
+        except ValueError as exc:  # not JSON, not UTF-8, an integer of 5000 digits
             raise ArtifactError(f"{path}: manifest is not valid JSON ({exc}); retrain") from exc
+        except RecursionError:
+            raise ArtifactError(
+                f"{path}: manifest is nested too deeply to read; it was edited or damaged, retrain"
+            ) from None
         _check_manifest(path, manifest)
         return manifest
 
+    def _known(self) -> str:
+        try:
+            return ", ".join(self.list_versions()) or "none"
+        except ArtifactError:
+            return "cannot tell"
+
     def catalogue(self) -> tuple[list[VersionEntry], str | None]:
         """Every version, oldest first, each with its manifest or why it cannot be read; and
-        why ``CURRENT`` cannot be read (None when it can). A listing for people: one damaged
-        version, or a damaged pointer, does not hide the others."""
+        what is wrong with ``CURRENT`` (None when it names one of them, or is absent). A
+        listing for people: one damaged version, or a damaged pointer, does not hide the others.
+
+        Raises ``ArtifactError`` only when the versions folder itself cannot be listed.
+        """
         try:
             current, pointer_error = self.current(), None
         except ArtifactError as exc:
             current, pointer_error = None, str(exc)
+        versions = self.list_versions()
+        if current is not None and current not in versions:
+            pointer_error = (
+                f"{self.root / CURRENT_NAME} names {current}, which is not a version here; "
+                "nothing is served from it: choose a version with `triage models use VERSION`"
+            )
         entries = []
-        for version in self.list_versions():
+        for version in versions:
             try:
                 manifest, error = self.manifest(version), None
             except ArtifactError as exc:
@@ -306,9 +355,17 @@ class Registry:
                 f"format {ARTIFACT_FORMAT}; retrain with `triage train`"
             )
         artifact = folder / manifest.get("artifact", ARTIFACT_NAME)
-        if not artifact.is_file():
-            raise ArtifactError(f"{artifact}: missing; the version is incomplete, retrain")
-        actual = sha256_file(artifact)
+        try:
+            actual = sha256_file(artifact)
+        except FileNotFoundError:
+            raise ArtifactError(
+                f"{artifact}: missing; the version is incomplete, retrain"
+            ) from None
+        except OSError as exc:  # no permission, a folder, ...
+            raise ArtifactError(
+                f"{artifact}: cannot be read ({_reason(exc)}); it must be a file this account "
+                "can read"
+            ) from exc
         if actual != manifest.get("artifact_sha256"):
             raise ArtifactError(
                 f"{artifact}: SHA-256 {actual[:12]}… does not match the manifest "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -233,3 +235,114 @@ def test_a_model_of_other_labels_is_refused(tmp_path: Path, small_estimator) -> 
     registry.save("20260101-000000-aaaaaaa", reordered, {"libs": {}})
     with pytest.raises(ArtifactError, match="this code works with msp_configurable"):
         registry.load("20260101-000000-aaaaaaa")
+
+
+def test_registry_files_that_cannot_be_read_are_artifact_errors(
+    tmp_path: Path, small_estimator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not tracebacks: `triage models list`/`show` and the service print these messages."""
+    registry = Registry(tmp_path)
+    folder = _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    version = folder.name
+
+    (tmp_path / "CURRENT").mkdir()
+    with pytest.raises(ArtifactError, match=r"CURRENT: cannot be read \(Is a directory\)"):
+        registry.current()
+    (tmp_path / "CURRENT").rmdir()
+
+    (folder / "manifest.json").rename(folder / "kept.json")
+    (folder / "manifest.json").mkdir()
+    with pytest.raises(ArtifactError, match=r"manifest.json: cannot be read \(Is a directory\)"):
+        registry.manifest(version)
+    (folder / "manifest.json").rmdir()
+    (folder / "kept.json").rename(folder / "manifest.json")
+
+    (folder / "model.joblib").rename(folder / "kept.joblib")
+    (folder / "model.joblib").mkdir()
+    with pytest.raises(ArtifactError, match=r"model.joblib: cannot be read \(Is a directory\)"):
+        registry.load(version)
+    (folder / "model.joblib").rmdir()
+    (folder / "kept.joblib").rename(folder / "model.joblib")
+
+    # Tests may run as root, whom permissions do not stop: deny the way another account is.
+    denied = {tmp_path / "CURRENT", folder / "manifest.json", registry.versions_dir}
+    read_text, iterdir = Path.read_text, Path.iterdir
+
+    def read_denied(path: Path, *args: Any, **kwargs: Any) -> str:
+        if path in denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_text(path, *args, **kwargs)
+
+    def list_denied(path: Path) -> Iterator[Path]:
+        if path in denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return iterdir(path)
+
+    monkeypatch.setattr(Path, "read_text", read_denied)
+    monkeypatch.setattr(Path, "iterdir", list_denied)
+    (tmp_path / "CURRENT").write_text(version + "\n")
+    with pytest.raises(ArtifactError, match=r"CURRENT: cannot be read \(Permission denied\)"):
+        registry.current()
+    with pytest.raises(ArtifactError, match=r"manifest.json: cannot be read \(Permission denied"):
+        registry.manifest(version)
+    with pytest.raises(ArtifactError, match=r"versions: cannot be listed \(Permission denied"):
+        registry.list_versions()
+
+
+def test_a_manifest_nested_too_deeply_is_an_artifact_error(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    folder = _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    (folder / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ArtifactError, match="nested too deeply"):
+        registry.manifest(folder.name)
+    (folder / "manifest.json").write_text('{"format": ' + "9" * 5000 + "}")
+    with pytest.raises(ArtifactError, match="not valid JSON"):  # Python's int digit limit
+        registry.manifest(folder.name)
+
+
+def test_catalogue_lists_the_others_when_one_cannot_be_read(
+    tmp_path: Path, small_estimator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = Registry(tmp_path)
+    versions = ["20260101-000000-aaaaaaa", "20260102-000000-bbbbbbb", "20260103-000000-ccccccc"]
+    for version in versions:
+        _save(registry, small_estimator, version)
+    registry.promote(versions[0])
+    (registry.version_dir(versions[1]) / "manifest.json").write_text("[" * 100_000)
+    denied = registry.version_dir(versions[2])  # another account's folder, mode 0700
+    is_file, exists, read_text = Path.is_file, Path.exists, Path.read_text
+
+    def deny(original: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(path: Path, *args: Any, **kwargs: Any) -> Any:
+            if path.parent == denied:
+                raise PermissionError(13, "Permission denied", str(path))
+            return original(path, *args, **kwargs)
+
+        return guarded
+
+    for name, original in (("is_file", is_file), ("exists", exists), ("read_text", read_text)):
+        monkeypatch.setattr(Path, name, deny(original))
+
+    entries, pointer_error = registry.catalogue()
+    assert pointer_error is None
+    assert [(e.version, e.current) for e in entries] == [
+        (versions[0], True),
+        (versions[1], False),
+        (versions[2], False),
+    ]
+    assert entries[0].manifest is not None and entries[0].error is None
+    assert entries[1].manifest is None and "nested too deeply" in entries[1].error
+    assert entries[2].manifest is None and "Permission denied" in entries[2].error
+
+
+def test_catalogue_says_when_current_names_no_version_here(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    registry.promote("20260101-000000-aaaaaaa")
+    (tmp_path / "CURRENT").write_text("20251224-000000-pruned0\n")  # a hand edit, a bad sync
+
+    entries, pointer_error = registry.catalogue()
+    assert [e.current for e in entries] == [False]
+    assert pointer_error is not None
+    assert "names 20251224-000000-pruned0, which is not a version here" in pointer_error
+    assert "triage models use VERSION" in pointer_error
