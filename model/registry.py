@@ -12,6 +12,9 @@
 Writes go to a temporary folder that is renamed into place, and ``CURRENT`` is replaced
 atomically, so a crash never leaves a half-written version or a dangling pointer. joblib files
 are pickles, that is code: a version is loaded only when its SHA-256 matches its manifest.
+
+Everything the registry writes gets the permissions ``open()`` and ``mkdir()`` would give under
+the process umask, so a version one account trains another may serve.
 """
 
 from __future__ import annotations
@@ -82,6 +85,50 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask_from_proc() -> int | None:
+    """The umask as Linux (4.7 and later) shows it in /proc/self/status: read, not changed."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
+    """The umask, read the portable way: set it, then set it back. A thread creating a file in
+    between would get the wrong mode (0o077 then, so too strict, never too open)."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
+# Where /proc cannot tell the umask, the one at import stands in: setting the umask to read it
+# is only safe before other threads run.
+_UMASK_AT_IMPORT = _umask_from_proc()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _umask_by_setting()
+
+
+def _umask() -> int:
+    """The process umask now; where /proc cannot show it, as it was at import."""
+    umask = _umask_from_proc()
+    return _UMASK_AT_IMPORT if umask is None else umask
+
+
+def make_staging_dir(parent: Path, prefix: str) -> Path:
+    """A new, uniquely named folder in ``parent`` to fill before renaming it into place.
+
+    ``tempfile.mkdtemp`` makes it 0700, which the rename keeps, so no other account (the
+    service's, say) could read what it becomes; this one has the mode ``mkdir`` would give.
+    """
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -100,6 +147,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
+            # mkstemp makes the file 0600; give it the mode a newly created file would have.
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -308,7 +357,7 @@ class Registry:
         if tuple(manifest.get("labels", estimator.labels)) != estimator.labels:
             raise ArtifactError("manifest labels differ from the estimator's labels")
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=f".tmp-{version}-"))
+        staging = make_staging_dir(self.versions_dir, f".tmp-{version}-")
         try:
             artifact = staging / ARTIFACT_NAME
             joblib.dump(estimator, artifact, compress=3)
@@ -421,7 +470,10 @@ class Registry:
         # One short append is atomic, so promotions racing (a rollback during a retrain) are
         # both kept; a line a crash cut short is ended first, and skipped when read.
         line = f"{time_stamp()} {version}\n".encode()
-        descriptor = os.open(self.root / PROMOTIONS_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        # 0o666, as open() gives (minus the umask): the default 0o777 made it executable.
+        descriptor = os.open(
+            self.root / PROMOTIONS_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666
+        )
         try:
             size = os.fstat(descriptor).st_size
             if size and os.pread(descriptor, 1, size - 1) != b"\n":
