@@ -215,7 +215,7 @@ def _manifest_problem(manifest: object) -> str | None:
 
 def _is_version(folder: Path) -> bool:
     """Whether ``folder`` (in ``versions/``) is a version's: one holding a manifest, or one
-    this account cannot look into."""
+    this account cannot look into. An empty one is an id reserved for a save to come."""
     try:
         return folder.is_dir() and (folder / MANIFEST_NAME).exists()
     except OSError:  # no permission to look: list it, and reading its manifest says why
@@ -236,6 +236,8 @@ class Registry:
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_model_dir()
+        # Ids new_version_id reserved (as empty folders) for this registry's save() to fill.
+        self._reserved: set[str] = set()
 
     @property
     def versions_dir(self) -> Path:
@@ -336,12 +338,23 @@ class Registry:
         return entries, pointer_error
 
     def new_version_id(self, git_sha: str | None = None, now: datetime | None = None) -> str:
-        """``20250114-103000-ab12cd3``: sorts by time, points to a commit."""
+        """``20250114-103000-ab12cd3``: sorts by time, points to a commit.
+
+        The id is reserved at once, as an empty folder that ``save`` of this registry object
+        fills: two trainings into one registry that finish in the same second get two ids
+        (the second ``-2``), not one whose second save fails after all the training.
+        """
         base = f"{time_stamp(now)}-{git_sha or 'nogit'}"
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
         version, n = base, 2
-        while self.version_dir(version).exists():
-            version, n = f"{base}-{n}", n + 1
-        return version
+        while True:
+            try:
+                self.version_dir(version).mkdir()  # atomic: one caller wins each name
+            except FileExistsError:
+                version, n = f"{base}-{n}", n + 1
+                continue
+            self._reserved.add(version)
+            return version
 
     def save(
         self,
@@ -350,13 +363,40 @@ class Registry:
         manifest: dict[str, Any],
         write_extras: Callable[[Path], None] | None = None,
     ) -> Path:
-        """Write a new version folder atomically; returns its path. Does not promote it."""
+        """Write a new version folder atomically; returns its path. Does not promote it.
+
+        ``version`` is best an id ``new_version_id`` of this registry object reserved; any
+        other is reserved here, and refused when it is taken.
+        """
         target = self.version_dir(version)
-        if target.exists():
-            raise ArtifactError(f"model version {version} already exists in {self.root}")
+        if version not in self._reserved:
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                target.mkdir()
+            except FileExistsError:
+                raise ArtifactError(
+                    f"model version {version} already exists in {self.root}"
+                ) from None
+            self._reserved.add(version)
+        try:
+            return self._fill(target, version, estimator, manifest, write_extras)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                target.rmdir()  # the reservation, empty unless the version was written
+            raise
+        finally:
+            self._reserved.discard(version)
+
+    def _fill(
+        self,
+        target: Path,
+        version: str,
+        estimator: TriageEstimator,
+        manifest: dict[str, Any],
+        write_extras: Callable[[Path], None] | None,
+    ) -> Path:
         if tuple(manifest.get("labels", estimator.labels)) != estimator.labels:
             raise ArtifactError("manifest labels differ from the estimator's labels")
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
         staging = make_staging_dir(self.versions_dir, f".tmp-{version}-")
         try:
             artifact = staging / ARTIFACT_NAME
@@ -380,7 +420,7 @@ class Registry:
                 if path.is_file():
                     with path.open("rb") as handle:
                         os.fsync(handle.fileno())
-            os.rename(staging, target)
+            os.rename(staging, target)  # replaces the empty reserved folder in one step
             _fsync_dir(self.versions_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -533,7 +573,8 @@ class Registry:
         return doomed
 
     def _remove_leftovers(self, older_than: float = 3600.0) -> None:
-        """Staging folders a killed save or prune left behind (``.tmp-*``, ``.trash-*``).
+        """Staging folders a killed save or prune left behind (``.tmp-*``, ``.trash-*``), and
+        the empty folders of ids reserved by trainings that never saved.
 
         They never list as versions, but they hold a whole model, training snippets
         included, which an erasure must not leave behind. Only those untouched for an hour
@@ -544,9 +585,13 @@ class Registry:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                stale = path.name.startswith((".tmp-", ".trash-")) and path.is_dir()
-                if stale and path.stat().st_mtime < cutoff:
+                if not path.is_dir() or path.stat().st_mtime >= cutoff:
+                    continue
+                if path.name.startswith((".tmp-", ".trash-")):
                     shutil.rmtree(path, ignore_errors=True)
+                elif folder == self.versions_dir and not path.name.startswith("."):
+                    with contextlib.suppress(OSError):  # only an empty one: a reservation
+                        path.rmdir()
 
 
 def load_model(

@@ -1,15 +1,21 @@
-"""A registry shared by accounts: what one writes, another can read."""
+"""A registry shared by accounts and processes: permissions, version ids."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
 import pytest
+
+from model import ArtifactError, Registry
+from model.estimator import TriageEstimator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +52,10 @@ _WRITE_A_REGISTRY = textwrap.dedent(
     }))
     """
 )
+
+
+def _save(registry: Registry, estimator: TriageEstimator, version: str) -> Path:
+    return registry.save(version, estimator, {"libs": {}})
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
@@ -88,3 +98,56 @@ def test_files_and_folders_get_the_permissions_the_umask_gives(
         assert name in modes
     assert len([n for n in modes if n.startswith("versions/") and n.count("/") == 1]) == 1
     assert len([n for n in modes if n.startswith("runs/.tmp-run-")]) == 1
+
+
+def test_two_trainings_in_the_same_second_get_two_versions(tmp_path: Path, small_estimator) -> None:
+    """Two `triage train` runs (two processes) pick ids before either saves its version."""
+    at = datetime(2026, 11, 28, 6, 14, 34, tzinfo=UTC)
+    first, second = Registry(tmp_path), Registry(tmp_path)
+    first_id = first.new_version_id("7fca29d", now=at)
+    second_id = second.new_version_id("7fca29d", now=at)
+    assert (first_id, second_id) == ("20261128-061434-7fca29d", "20261128-061434-7fca29d-2")
+    # Reserved ids are no versions yet: not listed, not loadable.
+    assert first.list_versions() == [] and first.catalogue() == ([], None)
+
+    _save(second, small_estimator, second_id)
+    _save(first, small_estimator, first_id)
+    assert first.list_versions() == [first_id, second_id]
+    assert first.manifest(second_id)["version"] == second_id
+    assert [p.name for p in first.versions_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_id_reserved_by_another_run_is_not_taken(tmp_path: Path, small_estimator) -> None:
+    training = Registry(tmp_path)
+    reserved = training.new_version_id("abc1234")
+    with pytest.raises(ArtifactError, match="already exists"):
+        _save(Registry(tmp_path), small_estimator, reserved)  # someone naming it by hand
+    assert training.version_dir(reserved).is_dir()  # still reserved for its training
+    _save(training, small_estimator, reserved)
+    assert training.list_versions() == [reserved]
+
+
+def test_a_reservation_a_killed_training_left_goes_with_prune(
+    tmp_path: Path, small_estimator
+) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    registry.promote("20260101-000000-aaaaaaa")
+    stale = registry.version_dir(registry.new_version_id("dead000"))
+    fresh = registry.version_dir(registry.new_version_id("live000"))  # training right now
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert registry.prune(keep=1) == []
+    assert not stale.exists() and fresh.is_dir()
+    assert registry.list_versions() == ["20260101-000000-aaaaaaa"]
+
+
+def test_a_crash_while_saving_releases_the_reserved_id(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    version = registry.new_version_id("abc1234")
+
+    def crash(folder: Path) -> None:
+        raise KeyboardInterrupt("power cut while writing the report")
+
+    with pytest.raises(KeyboardInterrupt):
+        registry.save(version, small_estimator, {"libs": {}}, crash)
+    assert list(registry.versions_dir.iterdir()) == []
