@@ -3,6 +3,8 @@
 ```
 <model dir>/
   CURRENT                      one line: the promoted version id
+  PROMOTIONS                   every promotion, one line each: when, which
+  .promote.lock                held (flock) by each promotion and prune while it works
   versions/<version>/
     model.joblib               the pickled TriageEstimator
     manifest.json              provenance, thresholds, metrics, SHA-256 of model.joblib
@@ -20,13 +22,15 @@ the process umask, so a version one account trains another may serve.
 from __future__ import annotations
 
 import contextlib
+import enum
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,6 +49,8 @@ MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "CURRENT"
 # Every promotion, one "<promoted at> <version>" line each, oldest first (times as in ids).
 PROMOTIONS_NAME = "PROMOTIONS"
+# Every promotion holds an flock on this file while it checks and replaces CURRENT.
+PROMOTE_LOCK_NAME = ".promote.lock"
 # The time at the start of a version id, and of a promotion's line: "20250114-103000".
 _STAMP = "%Y%m%d-%H%M%S"
 _STAMP_LENGTH = len("20250114-103000")
@@ -53,6 +59,25 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 class ArtifactError(RuntimeError):
     """A model version that cannot or must not be loaded; the message says why and what to do."""
+
+
+class CurrentChanged(ArtifactError):
+    """``promote(version, expected_current=...)`` found another version current: someone
+    promoted (or rolled back to) one since the caller looked."""
+
+    def __init__(self, version: str, expected: str | None, current: str | None) -> None:
+        self.version, self.expected, self.current = version, expected, current
+        super().__init__(
+            f"CURRENT names {current or 'no version'} now, not {expected or 'no version'}: "
+            f"it was changed meanwhile, so {version} is not promoted over that choice; "
+            f"`triage models use {version}` promotes it anyway"
+        )
+
+
+class _Unchecked(enum.Enum):
+    """``promote``'s default ``expected_current``: promote whatever is current now."""
+
+    UNCHECKED = enum.auto()
 
 
 def time_stamp(now: datetime | None = None) -> str:
@@ -503,10 +528,40 @@ class Registry:
             n_across_languages=n_across_languages,
         )
 
-    def promote(self, version: str) -> None:
-        """Make ``version`` current (atomically), after verifying it, and record that it was."""
-        self.verify(version)
-        write_atomic(self.root / CURRENT_NAME, (version + "\n").encode("utf-8"))
+    def promote(
+        self, version: str, *, expected_current: str | _Unchecked | None = _Unchecked.UNCHECKED
+    ) -> None:
+        """Make ``version`` current (atomically), after verifying it, and record that it was.
+
+        Args:
+            expected_current: promote only if ``CURRENT`` still names this version (None: no
+                version), else raise ``CurrentChanged``; checked and replaced under the
+                promotion lock, so no other promotion comes in between.
+        """
+        with self._promotion_lock():  # verified under it too: a prune cannot delete it meanwhile
+            self.verify(version)
+            if expected_current is not _Unchecked.UNCHECKED:
+                current = self.current()
+                if current != expected_current:
+                    raise CurrentChanged(version, expected_current, current)
+            write_atomic(self.root / CURRENT_NAME, (version + "\n").encode("utf-8"))
+            self._record_promotion(version)
+
+    @contextlib.contextmanager
+    def _promotion_lock(self) -> Iterator[None]:
+        """Held by every promotion and prune, across processes (flock): one at a time reads
+        and changes ``CURRENT`` and the versions it may name."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Read-only is enough for flock, and lets an account without write permission on a
+        # lock file another made still take it.
+        descriptor = os.open(self.root / PROMOTE_LOCK_NAME, os.O_RDONLY | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
+    def _record_promotion(self, version: str) -> None:
         # One short append is atomic, so promotions racing (a rollback during a retrain) are
         # both kept; a line a crash cut short is ended first, and skipped when read.
         line = f"{time_stamp()} {version}\n".encode()
@@ -559,16 +614,19 @@ class Registry:
         """
         if keep < 1:
             raise ArtifactError("keep at least one version")
-        current = self.current()
-        versions = self.list_versions()
-        served = self.served(versions)
-        kept = [v for v in versions if v in served][-keep:]
-        doomed = [v for v in versions if v != current and v not in kept]
-        for version in doomed:
-            # Rename first so a crash mid-delete never leaves a half version that lists.
-            trash = self.versions_dir / f".trash-{version}"
-            os.rename(self.version_dir(version), trash)
-            shutil.rmtree(trash)
+        # Under the promotion lock: a version being promoted (a challenger no record shows
+        # as served yet) is either current by now, or not promoted because it is gone.
+        with self._promotion_lock():
+            current = self.current()
+            versions = self.list_versions()
+            served = self.served(versions)
+            kept = [v for v in versions if v in served][-keep:]
+            doomed = [v for v in versions if v != current and v not in kept]
+            for version in doomed:
+                # Rename first so a crash mid-delete never leaves a half version that lists.
+                trash = self.versions_dir / f".trash-{version}"
+                os.rename(self.version_dir(version), trash)
+                shutil.rmtree(trash)
         self._remove_leftovers()
         return doomed
 

@@ -128,7 +128,8 @@ def test_promote_replaces_the_pointer_in_one_step(tmp_path: Path, small_estimato
         _save(registry, small_estimator, version)
         registry.promote(version)
         assert (tmp_path / "CURRENT").read_text() == version + "\n"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert hidden == [".promote.lock"]  # the lock every promotion takes; no temporary file
 
 
 def test_missing_version_and_empty_registry_explain_themselves(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A registry shared by accounts and processes: permissions, version ids."""
+"""A registry shared by accounts and processes: permissions, version ids, promotion races."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from model import ArtifactError, Registry
 from model.estimator import TriageEstimator
+from model.registry import CurrentChanged
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +96,7 @@ def test_files_and_folders_get_the_permissions_the_umask_gives(
         if mode != (expected_folder if (root / name).is_dir() else expected_file)
     }
     assert wrong == {}
-    for name in ("CURRENT", "PROMOTIONS"):
+    for name in ("CURRENT", "PROMOTIONS", ".promote.lock"):
         assert name in modes
     assert len([n for n in modes if n.startswith("versions/") and n.count("/") == 1]) == 1
     assert len([n for n in modes if n.startswith("runs/.tmp-run-")]) == 1
@@ -151,3 +153,120 @@ def test_a_crash_while_saving_releases_the_reserved_id(tmp_path: Path, small_est
     with pytest.raises(KeyboardInterrupt):
         registry.save(version, small_estimator, {"libs": {}}, crash)
     assert list(registry.versions_dir.iterdir()) == []
+
+
+def _three_versions_one_current(registry: Registry, estimator: TriageEstimator) -> list[str]:
+    versions = ["20260101-000000-aaaaaaa", "20260102-000000-bbbbbbb", "20260103-000000-ccccccc"]
+    for version in versions:
+        _save(registry, estimator, version)
+    registry.promote(versions[0])
+    return versions
+
+
+def test_promote_only_if_current_is_still_what_the_caller_saw(
+    tmp_path: Path, small_estimator
+) -> None:
+    registry = Registry(tmp_path)
+    champion, challenger, rolled_back_to = _three_versions_one_current(registry, small_estimator)
+
+    registry.promote(rolled_back_to)  # `triage models use` while a retraining runs
+    with pytest.raises(CurrentChanged) as refused:
+        registry.promote(challenger, expected_current=champion)
+    assert isinstance(refused.value, ArtifactError)
+    assert refused.value.current == rolled_back_to
+    assert f"CURRENT names {rolled_back_to} now, not {champion}" in str(refused.value)
+    assert registry.current() == rolled_back_to
+    assert [v for _, v in registry.promotions()] == [champion, rolled_back_to]
+
+    registry.promote(challenger, expected_current=rolled_back_to)
+    assert registry.current() == challenger
+
+
+def test_promote_expecting_no_current_version(tmp_path: Path, small_estimator) -> None:
+    registry = Registry(tmp_path)
+    _save(registry, small_estimator, "20260101-000000-aaaaaaa")
+    _save(registry, small_estimator, "20260102-000000-bbbbbbb")
+    registry.promote("20260101-000000-aaaaaaa", expected_current=None)
+    with pytest.raises(CurrentChanged, match="CURRENT names 20260101-000000-aaaaaaa now"):
+        registry.promote("20260102-000000-bbbbbbb", expected_current=None)
+
+
+def test_racing_promotions_expecting_the_same_current_let_one_win(
+    tmp_path: Path, small_estimator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check and replace are one step: without the lock both would see the old CURRENT."""
+    import model.registry
+
+    registry = Registry(tmp_path)
+    champion, *challengers = _three_versions_one_current(registry, small_estimator)
+    write_atomic = model.registry.write_atomic
+
+    def slow_write(path: Path, data: bytes) -> None:
+        time.sleep(0.3)  # widen the window between reading CURRENT and replacing it
+        write_atomic(path, data)
+
+    monkeypatch.setattr(model.registry, "write_atomic", slow_write)
+    start = threading.Barrier(len(challengers))
+    outcome: dict[str, object] = {}
+
+    def promote(version: str) -> None:
+        start.wait()
+        try:
+            Registry(tmp_path).promote(version, expected_current=champion)
+            outcome[version] = "promoted"
+        except CurrentChanged as exc:
+            outcome[version] = exc
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in challengers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    winners = [v for v, result in outcome.items() if result == "promoted"]
+    losers = [result for result in outcome.values() if isinstance(result, CurrentChanged)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert losers[0].current == winners[0]
+    assert registry.current() == winners[0]
+    assert [v for _, v in registry.promotions()] == [champion, winners[0]]
+
+
+@pytest.mark.parametrize("action", ["promote", "prune"])
+def test_promotions_and_prunes_wait_for_the_promotion_lock(
+    tmp_path: Path, small_estimator, action: str
+) -> None:
+    """Across processes; a prune must not delete the version a promotion is making current."""
+    registry = Registry(tmp_path)
+    versions = _three_versions_one_current(registry, small_estimator)
+    champion, other, newest = versions
+    work = {"promote": lambda: registry.promote(other), "prune": lambda: registry.prune(keep=1)}
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; lock = open(sys.argv[1], 'a'); fcntl.flock(lock, fcntl.LOCK_EX);"
+            " print('locked', flush=True); sys.stdin.read()",
+            str(tmp_path / ".promote.lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "locked"
+        waiting = threading.Thread(target=work[action])
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive()
+        assert registry.current() == champion and registry.list_versions() == versions
+        holder.stdin.close()  # the other process ends, and its lock with it
+        waiting.join(timeout=30)
+        assert not waiting.is_alive()
+        if action == "promote":
+            assert registry.current() == other
+        else:  # the newest and the current one are kept
+            assert registry.list_versions() == [champion, newest]
+    finally:
+        holder.kill()
+        holder.wait()
