@@ -26,7 +26,7 @@ from typing import Any
 
 from model.estimator import LABELS
 from model.predictor import TriageModel
-from model.registry import ArtifactError, Registry, time_stamp
+from model.registry import ArtifactError, CurrentChanged, Registry, make_staging_dir, time_stamp
 from model.suggestion import reviewed_sample_id
 from training.config import TrainConfig, load_config
 from training.data import LANGS, Sample, label_mix, load_many, load_samples
@@ -422,17 +422,27 @@ def retrain(
             report.update(status=status, gate_passed=False, reasons=reasons)
         report_dir = write_run_report(registry, run_id, report)
         if status == "promoted":
-            registry.promote(challenger_version)
+            try:  # checked again under the promotion lock: the report took a moment to write
+                registry.promote(challenger_version, expected_current=champion_version)
+            except CurrentChanged as changed:
+                status = "kept"
+                reasons.append(
+                    f"CURRENT changed to {changed.current} during the run; the challenger was "
+                    f"compared with {champion_version} and is not promoted over the new choice"
+                )
+                report.update(status=status, gate_passed=False, reasons=reasons)
+                report_dir = write_run_report(registry, run_id, report)
         return RetrainResult(
             status, run_id, challenger_version, champion_version, reasons, report_dir, report
         )
 
 
 def write_run_report(registry: Registry, run_id: str, report: dict[str, Any]) -> Path:
-    """``<registry>/runs/<run_id>/``: report.json, report.md and pictures, written atomically."""
+    """``<registry>/runs/<run_id>/``: report.json, report.md and pictures, written atomically;
+    a report of the run written before is replaced."""
     runs = registry.root / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=runs, prefix=f".tmp-{run_id}-"))
+    staging = make_staging_dir(runs, f".tmp-{run_id}-")
     try:
         (staging / "report.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -440,7 +450,13 @@ def write_run_report(registry: Registry, run_id: str, report: dict[str, Any]) ->
         pictures = draw_run_pictures(report, staging)
         (staging / "report.md").write_text(render_run_markdown(report, pictures), encoding="utf-8")
         target = runs / run_id
-        os.rename(staging, target)
+        if target.exists():  # set aside, then removed: a folder cannot be renamed over one
+            old = Path(tempfile.mkdtemp(dir=runs, prefix=f".trash-{run_id}-"))
+            os.rename(target, old / run_id)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -187,6 +187,43 @@ def test_a_model_chosen_during_the_run_is_not_overwritten(weak_champion, tmp_pat
     assert report["status"] == "kept" and report["gate_passed"] is False
 
 
+def test_a_model_chosen_while_the_report_is_written_is_not_overwritten(
+    weak_champion, tmp_path, monkeypatch
+) -> None:
+    import shutil
+
+    import training.retrain as retraining
+
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    registry = Registry(models)
+    champion = registry.current()
+    chosen = f"{champion}-chosen"
+    shutil.copytree(registry.version_dir(champion), registry.version_dir(chosen))
+    manifest_path = registry.version_dir(chosen) / "manifest.json"
+    manifest_path.write_text(
+        json.dumps({**json.loads(manifest_path.read_text()), "version": chosen})
+    )
+    write_report = retraining.write_run_report
+    calls = []
+
+    def operator_rolls_back_meanwhile(registry_: Registry, run_id: str, report: dict) -> Path:
+        calls.append(report["status"])
+        written = write_report(registry_, run_id, report)
+        if len(calls) == 1:  # after the last check before the lock: only the lock sees it
+            registry.promote(chosen)
+        return written
+
+    monkeypatch.setattr(retraining, "write_run_report", operator_rolls_back_meanwhile)
+    result = retrain(_reviews(ALL[250:1000]), models, [weak_champion[1]])
+    assert calls == ["promoted", "kept"]  # the report said promoted, then is rewritten
+    assert result.status == "kept"
+    assert any(f"CURRENT changed to {chosen}" in reason for reason in result.reasons)
+    assert registry.current() == chosen
+    report = json.loads((result.report_dir / "report.json").read_text())
+    assert report["status"] == "kept" and report["gate_passed"] is False
+    assert [p.name for p in (models / "runs").iterdir()] == [result.run_id]  # no leftovers
+
+
 def test_a_second_concurrent_run_is_refused(tmp_path) -> None:
     with retrain_lock(tmp_path), pytest.raises(RetrainLocked, match="another retraining run"):
         retrain([], tmp_path)
