@@ -697,7 +697,15 @@
         if (value !== "needs_review") select.append(el("option", { value }, name));
       }
     }
-    if (!decision.outcomeTouched) decision.outcome = outcomeFor(decision.labels);
+    // The security rule the API holds reviews to: security is always a security fix, and a
+    // security fix needs the label. Other outcomes are the reviewer's call.
+    const security = decision.labels.has("security");
+    for (const option of select.options) option.disabled = (option.value === "security_fix") !== security;
+    const allowed = !select.querySelector(`option[value="${decision.outcome}"]`)?.disabled;
+    if (!decision.outcomeTouched || !allowed) {
+      decision.outcome = outcomeFor(decision.labels);
+      decision.outcomeTouched = false;
+    }
     select.value = decision.outcome;
   }
 

@@ -463,3 +463,34 @@ def test_next_across_the_page_edge_says_why_when_the_next_page_cannot_load(
     page.get_by_role("button", name="Next →").click()  # the same step, once the page loads
     wait_for_request(page, only_of_second)
     assert page.locator("#req-pos").inner_text() == "51 of 51"
+
+
+def test_the_outcome_choice_keeps_the_security_rule(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    created = intake(server, ENGLISH)  # hold music: not a security request
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{created['id']}")
+    wait_for_request(page, created["id"])
+    select = page.locator("#decide-outcome")
+
+    def disabled() -> set[str]:
+        return set(select.evaluate("s => [...s.options].filter(o => o.disabled).map(o => o.value)"))
+
+    assert disabled() == {"security_fix"}
+    select.select_option("decline_limited_use")  # the reviewer's own call
+    page.locator("#label-toggles [data-label='security']").click()
+    # Marked security, the request can only be a security fix: the choice follows.
+    assert select.input_value() == "security_fix"
+    assert disabled() == {"partner_configures", "prioritize_broad_value", "decline_limited_use"}
+    page.locator("#label-toggles [data-label='security']").click()
+    assert disabled() == {"security_fix"} and select.input_value() != "security_fix"
+    page.locator("#label-toggles [data-label='security']").click()
+    page.get_by_role("button", name="Save my decision").click()
+    for _ in range(100):  # the page goes on once saved; the store says when
+        if (saved := stored(server, created["id"]))["status"] == "reviewed":
+            break
+        page.wait_for_timeout(100)
+    assert "security" in saved["review"]["labels"] and saved["review"]["outcome"] == "security_fix"
+    watch.assert_clean(page)
