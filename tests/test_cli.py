@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from model import Registry
 from tests.conftest import SAMPLES
+from triage_cli import predict as predict_io
 from triage_cli.main import app, default_model_reason
 
 runner = CliRunner()
@@ -100,6 +101,42 @@ def test_predict_csv_and_stdin(cli_registry, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            'id,text\n1,"Bitte 2FA fuer das Admin-Portal\n2,Hold music per queue\n3,Wartemusik\n',
+            "in.csv:2: a quoted field starts here and is never closed",
+        ),
+        (
+            'id,text\n1,"zwei\nZeilen"\n2,x\n3,"a ""q"" b\n4,y\n',
+            "in.csv:5: a quoted field starts here and is never closed",
+        ),
+        ('id,text\n1,x\n2,"ab"c\n3,y\n', "in.csv:3: broken CSV quoting"),
+    ],
+    ids=["unclosed-quote", "unclosed-after-multiline-row", "text-after-closing-quote"],
+)
+def test_a_csv_with_broken_quoting_names_the_line_and_reads_nothing(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    # Before, every row after an unclosed quote became part of one text, with exit 0.
+    path = tmp_path / "in.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(predict_io.InputError) as caught:
+        predict_io.read_records(str(path))
+    assert str(caught.value).startswith(f"{tmp_path / expected}")
+
+
+def test_predict_refuses_a_csv_with_an_unclosed_quote(cli_registry, tmp_path) -> None:
+    models, _ = cli_registry
+    path = tmp_path / "u.csv"
+    path.write_text('id,text\n1,"Bitte 2FA\n2,Hold music per queue\n', encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model-dir", str(models), "--no-explain", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:2: a quoted field starts here and is never closed" in result.stderr
+    assert result.stdout == ""
 
 
 def test_predict_rejects_a_csv_without_text_column(cli_registry, tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -81,21 +82,75 @@ def _csv_records(data: bytes, source: str) -> Iterator[InputRecord]:
         ) from exc
     # A text may be as long as a request can be (the csv module stops at 128 KB by default).
     csv.field_size_limit(max(csv.field_size_limit(), len(content) + 1))
-    reader = csv.DictReader(io.StringIO(content, newline=""))
-    if not reader.fieldnames or "text" not in reader.fieldnames:
+    # strict: a quote that is never closed would otherwise take every later row into one
+    # text, silently; all rows are read before any is scored, so nothing is half written.
+    reader = csv.DictReader(io.StringIO(content, newline=""), strict=True)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(_csv_problem(content, source, 1, reader.reader.line_num, exc)) from None
+    if not fieldnames or "text" not in fieldnames:
         raise InputError(
             f"{source}:1: the CSV header needs a 'text' column "
-            f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})"
+            f"(found: {', '.join(fieldnames or []) or 'nothing'})"
         )
-    for number, row in enumerate(reader, start=1):
+    records = []
+    for number in itertools.count(1):
+        first_line = reader.reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InputError(
+                _csv_problem(content, source, first_line, reader.reader.line_num, exc)
+            ) from None
         text = row.get("text")
         record_id = row.get("id") or number
         if text is None:
-            yield InputRecord(
-                record_id, None, f"{source}: row {number}: fewer columns than the header"
+            records.append(
+                InputRecord(
+                    record_id, None, f"{source}: row {number}: fewer columns than the header"
+                )
             )
         else:
-            yield InputRecord(record_id, text)
+            records.append(InputRecord(record_id, text))
+    yield from records
+
+
+def _csv_problem(content: str, source: str, first_line: int, line: int, exc: csv.Error) -> str:
+    """What is wrong with a CSV the reader gave up on, and where."""
+    if str(exc) == "unexpected end of data":  # the file ended inside a quoted field
+        opened = _unclosed_quote_line(content, first_line)
+        return (
+            f"{source}:{opened}: a quoted field starts here and is never closed, so every "
+            'later row would be read into it; close it with " (a quote inside a quoted '
+            'text is written twice: "")'
+        )
+    return (
+        f'{source}:{line}: broken CSV quoting ({exc}); a quoted field must end with " '
+        'before the next comma or line end (a quote inside it is written twice: "")'
+    )
+
+
+def _unclosed_quote_line(content: str, first_line: int) -> int:
+    """Line of the quote that opens the field left open, scanning from the row's first line."""
+    opened, in_quotes, field_start = first_line, False, True
+    lines = io.StringIO(content, newline="").readlines()  # split as the csv reader splits
+    for number, line in enumerate(lines[first_line - 1 :], start=first_line):
+        i = 0
+        while i < len(line):
+            char = line[i]
+            if in_quotes:
+                if char == '"' and line[i + 1 : i + 2] == '"':
+                    i += 1  # an escaped quote
+                elif char == '"':
+                    in_quotes = False
+            elif char == '"' and field_start:
+                in_quotes, opened = True, number
+            field_start = not in_quotes and char in ",\r\n"
+            i += 1
+    return opened
 
 
 def read_records(input_path: str) -> list[InputRecord]:
