@@ -115,6 +115,11 @@ def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, lis
 
 def parse_samples(data: bytes, path: str) -> list[Sample]:
     """Validate raw JSON Lines bytes; raises ``DataError`` listing every problem found."""
+    return _parse(data, path)[0]
+
+
+def _parse(data: bytes, path: str) -> tuple[list[Sample], list[int]]:
+    """The samples of a JSON Lines file and the line each was read from."""
     problems: list[DataProblem] = []
     samples: list[Sample] = []
     seen: dict[str, int] = {}
@@ -157,7 +162,7 @@ def parse_samples(data: bytes, path: str) -> list[Sample]:
         problems.append(DataProblem(path, 0, None, "the file holds no records"))
     if problems:
         raise DataError(problems)
-    return samples
+    return samples, list(seen.values())
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,12 @@ class DataFile:
     path: str
     sha256: str
     samples: list[Sample]
+    # The line each sample was read from (empty when not read from a file).
+    lines: list[int] = field(default_factory=list)
+
+    def line_of(self, index: int) -> int:
+        """Line of ``samples[index]`` in the file, 0 when unknown."""
+        return self.lines[index] if index < len(self.lines) else 0
 
     def summary(self) -> dict[str, Any]:
         return {"path": self.path, "sha256": self.sha256, **label_mix(self.samples)}
@@ -189,7 +200,8 @@ def load_samples(path: Path | str) -> DataFile:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError([DataProblem(str(path), 0, None, f"cannot read: {exc.strerror}")]) from exc
-    return DataFile(str(path), hashlib.sha256(data).hexdigest(), parse_samples(data, str(path)))
+    samples, lines = _parse(data, str(path))
+    return DataFile(str(path), hashlib.sha256(data).hexdigest(), samples, lines)
 
 
 def translation_pairs(originals: list[Sample], translations: DataFile) -> list[tuple[str, str]]:
@@ -206,25 +218,53 @@ def translation_pairs(originals: list[Sample], translations: DataFile) -> list[t
     return pairs
 
 
+def _file_key(path: Path) -> tuple[int, int] | Path:
+    """What makes two spellings the same file: device and inode, else the resolved path."""
+    try:
+        info = path.stat()
+    except OSError:
+        return path.resolve()
+    return (info.st_dev, info.st_ino)
+
+
 def load_many(paths: list[Path | str]) -> list[DataFile]:
-    """Load several files; problems of all files are reported together, ids must be unique."""
+    """Load several files; problems of all files are reported together, ids must be unique.
+
+    A file given twice (under any spelling, or as a hard link) is refused: it would train on
+    each of its requests twice.
+    """
     files: list[DataFile] = []
     problems: list[DataProblem] = []
-    for path in paths:
+    given: dict[tuple[int, int] | Path, Path] = {}
+    for path in map(Path, paths):
+        key = _file_key(path)
+        if key in given:
+            same = "" if str(given[key]) == str(path) else f" (as {given[key]})"
+            problems.append(
+                DataProblem(str(path), 0, None, f"given twice{same}: give each training file once")
+            )
+            continue
+        given[key] = path
         try:
             files.append(load_samples(path))
         except DataError as exc:
             problems.extend(exc.problems)
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[DataFile, int]] = {}
     for data_file in files:
-        for sample in data_file.samples:
-            if sample.id in seen and seen[sample.id] != data_file.path:
+        for index, sample in enumerate(data_file.samples):
+            if sample.id in seen:
+                first, first_index = seen[sample.id]
                 problems.append(
                     DataProblem(
-                        data_file.path, 0, "id", f"id {sample.id!r} also in {seen[sample.id]}"
+                        data_file.path,
+                        data_file.line_of(index),
+                        "id",
+                        f"id {sample.id!r} is also at {first.path}:{first.line_of(first_index)}; "
+                        "ids must be unique across the training files",
                     )
                 )
-            seen.setdefault(sample.id, data_file.path)
+                continue
+            seen[sample.id] = (data_file, index)
     if problems:
         raise DataError(problems)
     return files

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from model.estimator import LABELS
 from model.registry import Registry
 from tests.conftest import SAMPLES
 from training.config import load_config
-from training.data import DataError, load_samples, translation_pairs
+from training.data import DataError, load_many, load_samples, translation_pairs
 from training.pipeline import fit_estimator, label_matrix, tune_threshold
 from training.train import train
 
@@ -82,6 +84,37 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_samples(path)
     assert [p.line for p in caught.value.problems] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        lambda path: path,
+        lambda path: path.parent / "sub" / ".." / path.name,
+        lambda path: os.link(path, path.with_name("link.jsonl")) or path.with_name("link.jsonl"),
+    ],
+    ids=["same-spelling", "other-spelling", "hard-link"],
+)
+def test_a_training_file_given_twice_is_refused_once(
+    tmp_path: Path, second: Callable[[Path], Path]
+) -> None:
+    # Given twice under the same spelling, every request was trained on twice, silently.
+    (tmp_path / "sub").mkdir()
+    path = _write(tmp_path, [_line(GOOD), _line({**GOOD, "id": "x2"})])
+    with pytest.raises(DataError) as caught:
+        load_many([path, second(path)])
+    assert len(caught.value.problems) == 1
+    assert "given twice" in str(caught.value)
+
+
+def test_an_id_in_two_training_files_names_both_files_and_lines(tmp_path: Path) -> None:
+    first = tmp_path / "a.jsonl"
+    first.write_bytes(_line(GOOD) + b"\n")
+    other = tmp_path / "b.jsonl"
+    other.write_bytes(b"\n".join([_line({**GOOD, "id": "y1"}), b"", _line(GOOD)]) + b"\n")
+    with pytest.raises(DataError) as caught:
+        load_many([first, other])
+    assert f"{other}:3: field 'id': id 'x1' is also at {first}:1" in str(caught.value)
 
 
 def test_training_on_bad_data_writes_nothing(tmp_path: Path) -> None:
