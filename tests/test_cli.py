@@ -208,3 +208,13 @@ def test_serve_trains_a_default_model_only_when_none_can_be_read(cli_registry, t
     assert f"current model {current} was written in a format" in str(
         default_model_reason(Registry(old))
     )
+
+
+def test_train_names_a_missing_config_and_the_option(tmp_path) -> None:
+    missing = tmp_path / "nothere.toml"
+    result = runner.invoke(
+        app, ["train", "--config", str(missing), "--model-dir", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 1
+    assert f"error: --config {missing}: no such config file" in result.stderr
+    assert not (tmp_path / "m").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -62,8 +63,13 @@ class TrainConfig:
         return asdict(self)
 
 
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # TOML has inf and nan; no setting means either (C = inf failed inside liblinear).
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _whole(value: Any) -> bool:
@@ -76,7 +82,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "char_min_df": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
     "C": (lambda v: _number(v) and v > 0, "a number above 0"),
     "cv_folds": (lambda v: _whole(v) and 2 <= v <= 20, "a whole number from 2 to 20"),
-    "seed": (_whole, "a whole number"),
+    # What numpy and scikit-learn accept as a random seed.
+    "seed": (lambda v: _whole(v) and 0 <= v < 2**32, "a whole number from 0 to 4294967295"),
     "novelty_quantile": (lambda v: _number(v) and 0 <= v < 1, "a share from 0 to below 1"),
     "max_chars": (lambda v: _whole(v) and v >= 100, "a whole number >= 100"),
     "use_char_ngrams": (lambda v: isinstance(v, bool), "true or false"),
@@ -95,15 +102,27 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig:
     """Read a TOML config (default: ``training/configs/default.toml``) and apply overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    with path.open("rb") as handle:
-        try:
-            raw = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {exc.start}); save the config as UTF-8"
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}")
+        raise ConfigError(f"{path}: unknown config key(s) {', '.join(unknown)}")
     if "block_weights" in raw:
         raw["block_weights"] = (
             tuple(raw["block_weights"]) if isinstance(raw["block_weights"], list) else ()
@@ -111,27 +130,27 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig
         if len(raw["block_weights"]) != 2 or not all(
             _number(w) and w >= 0 for w in raw["block_weights"]
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: block_weights: expected 2 numbers >= 0 (words, character n-grams), "
                 f"got {list(raw['block_weights'])}"
             )
     for table in ("threshold_beta", "fixed_thresholds"):
         if table in raw and not isinstance(raw[table], dict):
-            raise ValueError(f"{path}: {table}: expected a table of label = number")
+            raise ConfigError(f"{path}: {table}: expected a table of label = number")
     for label, value in raw.get("threshold_beta", {}).items():
         if label not in LABELS or not _number(value) or value <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: threshold_beta.{label}: expected a label of {', '.join(LABELS)} "
                 f"and a number above 0, got {value!r}"
             )
     for label, value in raw.get("fixed_thresholds", {}).items():
-        if label not in LABELS or not isinstance(value, int | float) or not 0 < value < 1:
-            raise ValueError(
+        if label not in LABELS or not _number(value) or not 0 < value < 1:
+            raise ConfigError(
                 f"{path}: fixed_thresholds.{label}: expected a label of {', '.join(LABELS)} "
                 f"and a probability between 0 and 1, got {value!r}"
             )
     for key, (fits, expected) in _RANGES.items():
         if key in raw and not fits(raw[key]):
-            raise ValueError(f"{path}: {key}: expected {expected}, got {raw[key]!r}")
+            raise ConfigError(f"{path}: {key}: expected {expected}, got {raw[key]!r}")
     config = TrainConfig(**raw)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -116,6 +116,19 @@ def train(
                 for i in leaked
             ]
         )
+    if len(samples) < MIN_EXAMPLES:
+        # Such a model could never be made current, and cross-validation fails on fewer
+        # requests than folds: say so before training, not with scikit-learn's words after.
+        raise DataError(
+            [
+                DataProblem(
+                    ", ".join(f.path for f in data_files),
+                    0,
+                    None,
+                    f"{too_thin(samples)}; nothing was trained",
+                )
+            ]
+        )
 
     estimator, fit_report = fit_estimator(samples, config, progress)
     registry = Registry(model_dir)

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from model.registry import ArtifactError, Registry
 from triage_cli import predict as predict_io
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 app = typer.Typer(
     help="Request Triage: suggest triage labels for feature requests (German and English).",
@@ -39,9 +42,19 @@ ModelDir = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)  # plain, never wrapped: paths stay intact
     raise typer.Exit(code)
+
+
+def _config(config_path: Path | None) -> TrainConfig:
+    """The training config, or exit naming the option, the file and the key."""
+    from training.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        _fail(f"--config {exc}" if config_path is not None else str(exc))
 
 
 class _ProgressBar:
@@ -78,12 +91,11 @@ def train_default(
     config_path: Path | None = None,
 ) -> str:
     """Train, evaluate, register and promote; prints the metrics table, returns the version."""
-    from training.config import load_config
     from training.data import DataError
     from training.train import train
 
+    config = _config(config_path)
     try:
-        config = load_config(config_path)
         with _ProgressBar() as progress:
             result = train(data, eval_path, model_dir, config, progress=progress)
     except DataError as exc:
@@ -299,13 +311,13 @@ def retrain(
 ) -> None:
     """Train a challenger on samples + reviews; promote it only if it is not worse."""
     from service.settings import default_database_url
-    from training.config import load_config
     from training.data import DataError
     from training.retrain import Gate, RetrainLocked
     from training.retrain import retrain as run_retrain
     from triage_cli.retrain import reviewed_from_store
 
     url = database_url or os.environ.get("TRIAGE_DATABASE_URL") or default_database_url()
+    train_config = _config(config)
     try:
         with _ProgressBar() as progress:
             result = run_retrain(
@@ -314,7 +326,7 @@ def retrain(
                 model_dir,
                 data,
                 eval_path,
-                load_config(config),
+                train_config,
                 Gate(macro_tolerance, label_tolerance),
                 holdout,
                 dry_run,

@@ -12,7 +12,7 @@ import pytest
 from model.estimator import LABELS
 from model.registry import Registry
 from tests.conftest import SAMPLES
-from training.config import load_config
+from training.config import ConfigError, load_config
 from training.data import DataError, load_many, load_samples, translation_pairs
 from training.pipeline import fit_estimator, label_matrix, tune_threshold
 from training.train import train
@@ -180,6 +180,12 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         ("threshold_beta = 2", "threshold_beta"),
         ("[threshold_beta]\nsecurity = 0", r"threshold_beta\.security"),
         ("C = ", "not valid TOML"),
+        ("seed = -1", "seed"),
+        ("seed = 4294967296", "seed"),
+        ("C = inf", "C"),
+        ("nb_smoothing = nan", "nb_smoothing"),
+        ("block_weights = [1.0, inf]", "block_weights"),
+        ("[fixed_thresholds]\nsecurity = nan", r"fixed_thresholds\.security"),
     ],
     ids=[
         "weight-above-1",
@@ -199,6 +205,12 @@ def test_a_bad_fixed_threshold_is_named(tmp_path: Path, table: str) -> None:
         "beta-not-a-table",
         "beta-zero",
         "broken-toml",
+        "negative-seed",
+        "seed-above-32-bits",
+        "infinite-c",
+        "nan-smoothing",
+        "infinite-block-weight",
+        "nan-threshold",
     ],
 )
 def test_a_bad_setting_is_named(tmp_path: Path, line: str, key: str) -> None:
@@ -207,6 +219,36 @@ def test_a_bad_setting_is_named(tmp_path: Path, line: str, key: str) -> None:
     path.write_text(line + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=rf"config\.toml: {key}"):
         load_config(path)
+
+
+def test_a_config_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes("seed = 13\n# Gebühr\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"config\.toml:2: not UTF-8"):
+        load_config(path)
+
+
+def test_a_missing_config_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nothere\.toml: no such config file"):
+        load_config(tmp_path / "nothere.toml")
+
+
+def test_fewer_requests_than_can_be_learnt_are_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One request failed inside scikit-learn's cross-validation instead.
+    path = _write(tmp_path, [_line(GOOD)])
+    monkeypatch.setattr("training.train.fit_estimator", _must_not_train)
+    root = tmp_path / "m"
+    with pytest.raises(DataError) as caught:
+        train(data_paths=[path], eval_path=SAMPLES / "eval.jsonl", model_dir=root)
+    assert f"{path}: the training data has 0 requests with 'msp_configurable'" in str(caught.value)
+    assert "(at least 20 needed); nothing was trained" in str(caught.value)
+    assert not root.exists()
+
+
+def _must_not_train(*args: object, **kwargs: object) -> None:
+    raise AssertionError("training started")
 
 
 def test_fixed_thresholds_are_used_and_a_label_without_one_is_tuned() -> None:
