@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -56,6 +57,24 @@ def too_thin(samples: list[Sample]) -> str | None:
     if not found:
         return None
     return f"the training data has {', '.join(found)} (at least {MIN_EXAMPLES} needed)"
+
+
+class RegistryNotWritable(OSError):
+    """The registry cannot take a new version; found before training, not after it."""
+
+
+def check_writable(registry: Registry) -> None:
+    """Make sure a version can be written to ``registry`` (creating its folders if needed)."""
+    try:
+        registry.versions_dir.mkdir(parents=True, exist_ok=True)
+        # The same kind of write ``Registry.save`` starts with: a staging folder.
+        with tempfile.TemporaryDirectory(dir=registry.versions_dir, prefix=".tmp-check-"):
+            pass
+    except OSError as exc:
+        raise RegistryNotWritable(
+            f"model directory {registry.root} cannot take a new version: "
+            f"{exc.filename or registry.versions_dir}: {exc.strerror or exc}; nothing was trained"
+        ) from exc
 
 
 def _git(*args: str) -> str:
@@ -130,8 +149,10 @@ def train(
             ]
         )
 
-    estimator, fit_report = fit_estimator(samples, config, progress)
     registry = Registry(model_dir)
+    check_writable(registry)  # a wrong --model-dir was found only after the whole training
+
+    estimator, fit_report = fit_estimator(samples, config, progress)
     git_sha, dirty = git_revision()
     version_id = registry.new_version_id(git_sha)
 

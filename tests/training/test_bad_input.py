@@ -15,7 +15,7 @@ from tests.conftest import SAMPLES
 from training.config import ConfigError, load_config
 from training.data import DataError, load_many, load_samples, translation_pairs
 from training.pipeline import fit_estimator, label_matrix, tune_threshold
-from training.train import train
+from training.train import RegistryNotWritable, train
 
 GOOD = {"id": "x1", "text": "Bitte 2FA für das Admin-Portal", "labels": ["security"], "lang": "de"}
 
@@ -245,6 +245,38 @@ def test_fewer_requests_than_can_be_learnt_are_refused_before_training(
     assert f"{path}: the training data has 0 requests with 'msp_configurable'" in str(caught.value)
     assert "(at least 20 needed); nothing was trained" in str(caught.value)
     assert not root.exists()
+
+
+def _enough_requests(tmp_path: Path) -> Path:
+    samples = load_samples(SAMPLES / "train.jsonl").samples[:40]
+    return _write(tmp_path, [_line(s.to_record()) for s in samples])
+
+
+def test_a_model_dir_under_a_file_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It failed with "[Errno 20] Not a directory" after the whole training.
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    monkeypatch.setattr("training.train.fit_estimator", _must_not_train)
+    root = tmp_path / "a-file" / "models"
+    with pytest.raises(RegistryNotWritable, match="cannot take a new version") as caught:
+        train(data_paths=[_enough_requests(tmp_path)], model_dir=root)
+    assert str(root) in str(caught.value) and "Not a directory" in str(caught.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_a_read_only_model_dir_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "models"
+    (root / "versions").mkdir(parents=True)
+    (root / "versions").chmod(0o555)
+    monkeypatch.setattr("training.train.fit_estimator", _must_not_train)
+    try:
+        with pytest.raises(RegistryNotWritable, match="Permission denied"):
+            train(data_paths=[_enough_requests(tmp_path)], model_dir=root)
+    finally:
+        (root / "versions").chmod(0o755)
 
 
 def _must_not_train(*args: object, **kwargs: object) -> None:
