@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from model import Registry
@@ -25,9 +26,10 @@ def _subset(src: Path, dst: Path, n: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A registry trained through the CLI on a slice of the samples (fast)."""
-    root = tmp_path_factory.mktemp("cli")
+def cli_training(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Result]:
+    """A registry trained through the CLI on a slice of the samples (fast), and the run."""
+    # A long folder name: no line of the run may be folded at 80 columns.
+    root = tmp_path_factory.mktemp("cli-with-a-folder-name-long-enough-to-be-folded-by-a-console")
     train = _subset(SAMPLES / "train.jsonl", root / "train.jsonl", 300)
     evaluation = _subset(SAMPLES / "eval.jsonl", root / "eval.jsonl", 80)
     result = runner.invoke(
@@ -45,7 +47,38 @@ def cli_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert result.exit_code == 0, result.output
     version = result.stdout.strip().splitlines()[-1]
     assert (root / "models" / "CURRENT").read_text().strip() == version
-    return root / "models", evaluation
+    return root / "models", evaluation, result
+
+
+@pytest.fixture(scope="module")
+def cli_registry(cli_training: tuple[Path, Path, Result]) -> tuple[Path, Path]:
+    models, evaluation, _ = cli_training
+    return models, evaluation
+
+
+def test_train_never_folds_a_path_in_its_messages(cli_training) -> None:
+    # Without a terminal rich folded at 80 columns, breaking the path in two.
+    models, _, result = cli_training
+    version = result.stdout.strip().splitlines()[-1]
+    assert f"version {version} is now current ({models / 'versions' / version})\n" in (
+        result.stderr
+    )
+
+
+def test_a_held_back_training_still_ends_stdout_with_its_version(tmp_path) -> None:
+    # No security request: saved, not made current, exit 1; the README promises the id.
+    lines = (SAMPLES / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    thin = tmp_path / "thin.jsonl"
+    thin.write_text("".join([x for x in lines if "security" not in x][:40]), encoding="utf-8")
+    evaluation = _subset(SAMPLES / "eval.jsonl", tmp_path / "eval.jsonl", 40)
+    models = tmp_path / "models"
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(thin), "--eval", str(evaluation), "--model-dir", str(models)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "NOT made current" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == Registry(models).list_versions()[-1]
 
 
 def test_predict_jsonl_keeps_order_ids_and_one_line_per_record(cli_registry, tmp_path) -> None:

@@ -32,7 +32,9 @@ models_app = typer.Typer(
     help="List, inspect, switch and prune model versions.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
-err = Console(stderr=True)
+# soft_wrap: never fold a line at the console width. Without a terminal (a log file,
+# journald) rich assumes 80 columns and broke paths and version ids in two.
+err = Console(stderr=True, soft_wrap=True)
 
 ModelDir = Annotated[
     Path | None,
@@ -107,16 +109,21 @@ def train_default(
         shown = ", ".join(result.unread[:10]) + (" …" if len(result.unread) > 10 else "")
         err.print(
             f"warning: the model reads no word of {len(result.unread)} training request(s): "
-            f"{shown}. Greeting, signature, footer or template rules took all of their text."
+            f"{shown}. Greeting, signature, footer or template rules took all of their text.",
+            markup=False,
+            highlight=False,
         )
     if result.held_back:
+        print(result.version)  # saved all the same: the last stdout line is its id
         _fail(
             f"version {result.version} was saved but NOT made current: {result.held_back}. "
             f"To serve it all the same: triage models use {result.version}"
         )
     err.print(
         f"trained in {result.seconds:.1f} s; version {result.version} is now current "
-        f"({result.path})"
+        f"({result.path})",
+        markup=False,
+        highlight=False,
     )
     return result.version
 
