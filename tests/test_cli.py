@@ -251,3 +251,30 @@ def test_train_names_a_missing_config_and_the_option(tmp_path) -> None:
     assert result.exit_code == 1
     assert f"error: --config {missing}: no such config file" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"), [(-1, 2), (0, 1), (1, 1), (2, 2), (24, 2), (1000, 2)]
+)
+def test_predict_starts_no_more_workers_than_cores(requested: int, expected: int) -> None:
+    assert predict_io.worker_count(requested, cores=2)[0] == expected
+
+
+def test_predict_caps_jobs_at_the_cores_with_a_note(cli_registry, tmp_path, monkeypatch) -> None:
+    # --jobs 24 on a 2-core machine started 24 forked copies of the model.
+    models, _ = cli_registry
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "Bitte 2FA für das Admin-Portal"}\n', encoding="utf-8")
+    used = []
+    real = predict_io.write_predictions
+
+    def spy(*args: object, n_jobs: int, **kwargs: object) -> int:
+        used.append(n_jobs)
+        return real(*args, n_jobs=n_jobs, **kwargs)
+
+    monkeypatch.setattr(predict_io, "usable_cores", lambda: 2)
+    monkeypatch.setattr(predict_io, "write_predictions", spy)
+    result = runner.invoke(app, ["predict", "--model-dir", str(models), "--jobs", "24", str(path)])
+    assert result.exit_code == 0, result.output
+    assert used == [2]
+    assert "note: --jobs 24 is more than the 2 core(s) here; using 2" in result.stderr

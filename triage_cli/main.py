@@ -179,10 +179,19 @@ def predict(
         ),
     ] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", help="Worker processes for large inputs (-1: all cores).")
+        int,
+        typer.Option(
+            "--jobs",
+            min=-1,
+            help="Worker processes for large inputs (-1: all cores); more than the cores "
+            "are capped to them, with a note.",
+        ),
     ] = -1,
 ) -> None:
     """Print one JSON line per input record, in input order."""
+    jobs, note = predict_io.worker_count(jobs, predict_io.usable_cores())
+    if note:
+        typer.echo(note, err=True)
     try:
         model = Registry(model_dir).load()
     except ArtifactError as exc:

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -167,6 +168,30 @@ def read_records(input_path: str) -> list[InputRecord]:
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         return list(_jsonl_records(data, str(path)))
     raise InputError(f"{path}: expected a .jsonl or .csv file, or - for stdin")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (fewer than the machine's in a container or cgroup)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(requested: int, cores: int) -> tuple[int, str | None]:
+    """Worker processes for ``--jobs requested`` on ``cores``, and a note when it is capped.
+
+    More workers than cores are no faster, and each is a forked copy of the model: ``--jobs
+    1000`` would have started a thousand.
+    """
+    if requested == -1:
+        return cores, None
+    if requested > cores:
+        return (
+            cores,
+            f"note: --jobs {requested} is more than the {cores} core(s) here; using {cores}",
+        )
+    return max(1, requested), None
 
 
 def _error_line(record: InputRecord) -> dict[str, Any]:
