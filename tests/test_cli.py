@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from model import Registry
 from tests.conftest import SAMPLES
+from training.data import load_samples
+from training.evaluate import evaluate_model
 from triage_cli import predict as predict_io
 from triage_cli.main import app, default_model_reason
 
@@ -191,6 +193,11 @@ def test_evaluate_json(cli_registry) -> None:
     assert {"macro_f1", "micro_f1", "per_label", "per_language"} <= set(metrics)
     assert set(metrics["per_language"]) == {"de", "en"}
     assert 0.0 <= metrics["macro_f1"] <= 1.0
+    # Everything that runs long shows progress; evaluate showed none while it scored.
+    assert "scoring" in result.stderr and "80/80" in result.stderr
+    model = Registry(models).load()
+    samples = load_samples(evaluation).samples
+    assert metrics == evaluate_model(model, samples)
 
 
 def test_models_list_show_use_prune(cli_registry, tmp_path) -> None:

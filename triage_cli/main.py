@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +22,9 @@ from model.registry import ArtifactError, Registry
 from triage_cli import predict as predict_io
 
 if TYPE_CHECKING:
+    from model.predictor import TriageModel
     from training.config import TrainConfig
+    from training.data import Sample
 
 app = typer.Typer(
     help="Request Triage: suggest triage labels for feature requests (German and English).",
@@ -221,18 +224,39 @@ def evaluate(
 ) -> None:
     """Precision, recall, F1 per label; micro/macro F1; macro F1 per language."""
     from training.data import DataError, load_samples
-    from training.evaluate import evaluate_model
 
     try:
         model = Registry(model_dir).load()
         samples = load_samples(data).samples
     except (ArtifactError, DataError) as exc:
         _fail(str(exc))
-    metrics = evaluate_model(model, samples)
+    with _ProgressBar() as progress:
+        metrics = evaluate_with_progress(model, samples, progress)
     if as_json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
         _print_metrics(metrics, to_stderr=False)
+
+
+EVALUATE_CHUNK = 256  # requests scored between two progress updates
+
+
+def evaluate_with_progress(
+    model: TriageModel, samples: list[Sample], progress: Callable[[str, int, int], None]
+) -> dict[str, Any]:
+    """``training.evaluate.evaluate_model``, scoring in chunks to show its progress."""
+    import numpy as np
+
+    from training.evaluate import metrics_of, scored
+
+    y_parts, p_parts = [], []
+    progress("scoring", 0, len(samples))
+    for start in range(0, len(samples), EVALUATE_CHUNK):
+        y_true, probabilities = scored(model, samples[start : start + EVALUATE_CHUNK])
+        y_parts.append(y_true)
+        p_parts.append(probabilities)
+        progress("scoring", min(start + EVALUATE_CHUNK, len(samples)), len(samples))
+    return metrics_of(model, samples, np.vstack(y_parts), np.vstack(p_parts))
 
 
 @models_app.command("list")
