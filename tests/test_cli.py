@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -285,3 +289,49 @@ def test_predict_caps_jobs_at_the_cores_with_a_note(cli_registry, tmp_path, monk
     assert result.exit_code == 0, result.output
     assert used == [2]
     assert "note: --jobs 24 is more than the 2 core(s) here; using 2" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_predict_ends_cleanly_on_sigterm(cli_registry, tmp_path) -> None:
+    # Killed outright, it exited -15 in silence and each worker printed a BrokenPipeError
+    # traceback.
+    models, _ = cli_registry
+    texts = [s.text for s in load_samples(SAMPLES / "eval.jsonl").samples]
+    path = tmp_path / "many.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": texts[i % len(texts)]}) + "\n" for i in range(3000)),
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "triage_cli.main", "predict", "--jobs", "2"]
+    run = subprocess.Popen(
+        [*command, "--model-dir", str(models), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _children(run.pid) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "finished before its workers could be seen"
+    workers = _children(run.pid)
+    run.send_signal(signal.SIGTERM)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines() == [
+        "error: terminated; the lines written so far are complete, the rest are missing"
+    ]
+    assert all(json.loads(line)["id"] for line in stdout.splitlines())  # complete lines
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

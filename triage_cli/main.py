@@ -6,11 +6,13 @@ model when the registry is empty). Commands parse arguments and call plain funct
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -60,6 +62,34 @@ def _config(config_path: Path | None) -> TrainConfig:
         return load_config(config_path)
     except ConfigError as exc:
         _fail(f"--config {exc}" if config_path is not None else str(exc))
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, as KeyboardInterrupt: no ``except Exception`` eats it."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into ``_Terminated`` in this process, so it unwinds as on Ctrl-C.
+
+    Killed outright, the process left its forked workers writing into a closed pipe, each
+    with a BrokenPipeError traceback. Unwinding stops the pool; a worker (it inherits this
+    handler through fork) just ends, silently, as it would without one.
+    """
+    parent = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != parent:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _ProgressBar:
@@ -196,21 +226,28 @@ def predict(
     if note:
         typer.echo(note, err=True)
     try:
-        model = Registry(model_dir).load()
+        with _sigterm_unwinds():
+            model = Registry(model_dir).load()
+            records = predict_io.read_records(input_path)
+            with _ProgressBar() as progress:
+                problems = predict_io.write_predictions(
+                    model,
+                    records,
+                    sys.stdout,
+                    explain=not no_explain,
+                    n_jobs=jobs,
+                    progress=progress,
+                )
     except ArtifactError as exc:
         _fail(str(exc))
-    try:
-        records = predict_io.read_records(input_path)
     except predict_io.InputError as exc:
         _fail(str(exc), code=2)
-    try:
-        with _ProgressBar() as progress:
-            problems = predict_io.write_predictions(
-                model, records, sys.stdout, explain=not no_explain, n_jobs=jobs, progress=progress
-            )
     except KeyboardInterrupt:
         sys.stdout.flush()
         _fail("interrupted; the lines written so far are complete, the rest are missing", 130)
+    except _Terminated:
+        sys.stdout.flush()
+        _fail("terminated; the lines written so far are complete, the rest are missing", 143)
     if problems:
         # Every line is written, but a batch job must not take the run for a clean one.
         _fail(f"{problems} record(s) could not be read; their lines carry an 'error'", 1)
