@@ -33,7 +33,14 @@ from training.data import LANGS, Sample, label_mix, load_many, load_samples
 from training.evaluate import evaluate_model
 from training.pipeline import Progress, _no_progress, fit_estimator, group_of
 from training.report import draw_run_pictures, render_run_markdown
-from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision, library_versions, too_thin
+from training.train import (
+    DEFAULT_EVAL,
+    DEFAULT_TRAIN,
+    check_writable,
+    git_revision,
+    library_versions,
+    too_thin,
+)
 
 
 class RetrainLocked(RuntimeError):
@@ -342,6 +349,7 @@ def retrain(
                 )
         yardstick = eval_samples + (holdout if holdout_judges else [])
 
+        check_writable(registry)  # before the hour of training, not after it
         estimator, fit_report = fit_estimator(train_samples, config, progress)
         git_sha, dirty = git_revision()
         challenger_version = registry.new_version_id(git_sha)

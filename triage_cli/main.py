@@ -300,11 +300,18 @@ def evaluate_with_progress(
 def models_list(model_dir: ModelDir = None) -> None:
     """All versions, oldest first; the current one is marked with *."""
     registry = Registry(model_dir)
-    entries, pointer_error = registry.catalogue()
+    try:
+        entries, pointer_error = registry.catalogue()
+    except ArtifactError as exc:  # the versions folder itself cannot be listed
+        _fail(str(exc))
     if pointer_error is not None:  # the versions are still worth listing
-        err.print(f"warning: {pointer_error}")
+        err.print(f"warning: {pointer_error}", highlight=False, markup=False)
     if not entries:
-        err.print(f"no model versions in {registry.root}; run `triage train`")
+        err.print(
+            f"no model versions in {registry.root}; run `triage train`",
+            highlight=False,
+            markup=False,
+        )
         return
     for entry in entries:
         mark = "*" if entry.current else " "
@@ -382,7 +389,9 @@ def retrain(
     ] = 0.03,
     holdout: Annotated[
         float,
-        typer.Option(min=0.0, max=0.9, help="Share of reviewed requests held out for evaluation."),
+        typer.Option(
+            min=0.0, max=0.9, help="Share of reviewed texts held out for evaluation (by text)."
+        ),
     ] = 0.2,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Everything but promotion.")] = False,
 ) -> None:
