@@ -418,27 +418,25 @@ def retrain(
             "libs": library_versions(),
         }
         registry.save(challenger_version, estimator, manifest)
-        now_current = registry.current() if status == "promoted" else champion_version
-        if now_current != champion_version:
+
+        def hold_back(now_current: str | None) -> str:
             # Someone chose another model while this one trained (`triage models use`): the
             # gate compared with a model that no longer serves, so its verdict does not hold.
-            status = "kept"
             reasons.append(
                 f"CURRENT changed to {now_current} during the run; the challenger was "
                 f"compared with {champion_version} and is not promoted over the new choice"
             )
-            report.update(status=status, gate_passed=False, reasons=reasons)
+            report.update(status="kept", gate_passed=False, reasons=reasons)
+            return "kept"
+
+        if status == "promoted" and (now_current := registry.current()) != champion_version:
+            status = hold_back(now_current)
         report_dir = write_run_report(registry, run_id, report)
         if status == "promoted":
             try:  # checked again under the promotion lock: the report took a moment to write
                 registry.promote(challenger_version, expected_current=champion_version)
             except CurrentChanged as changed:
-                status = "kept"
-                reasons.append(
-                    f"CURRENT changed to {changed.current} during the run; the challenger was "
-                    f"compared with {champion_version} and is not promoted over the new choice"
-                )
-                report.update(status=status, gate_passed=False, reasons=reasons)
+                status = hold_back(changed.current)
                 report_dir = write_run_report(registry, run_id, report)
         return RetrainResult(
             status, run_id, challenger_version, champion_version, reasons, report_dir, report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -160,11 +161,8 @@ def test_without_a_current_model_among_versions_there_is_no_champion(
     assert not (models / "CURRENT").exists()
 
 
-def test_a_model_chosen_during_the_run_is_not_overwritten(weak_champion, tmp_path) -> None:
-    import shutil
-
-    models = _copy_registry(weak_champion[0], tmp_path / "models")
-    registry = Registry(models)
+def _another_version(registry: Registry) -> str:
+    """A copy of the current version under another id: what an operator might roll back to."""
     champion = registry.current()
     chosen = f"{champion}-chosen"
     shutil.copytree(registry.version_dir(champion), registry.version_dir(chosen))
@@ -172,6 +170,13 @@ def test_a_model_chosen_during_the_run_is_not_overwritten(weak_champion, tmp_pat
     manifest_path.write_text(
         json.dumps({**json.loads(manifest_path.read_text()), "version": chosen})
     )
+    return chosen
+
+
+def test_a_model_chosen_during_the_run_is_not_overwritten(weak_champion, tmp_path) -> None:
+    models = _copy_registry(weak_champion[0], tmp_path / "models")
+    registry = Registry(models)
+    chosen = _another_version(registry)
 
     def operator_rolls_back(stage: str, done: int, total: int) -> None:
         if stage == "evaluation" and done == 0:  # while the challenger is being scored
@@ -190,19 +195,11 @@ def test_a_model_chosen_during_the_run_is_not_overwritten(weak_champion, tmp_pat
 def test_a_model_chosen_while_the_report_is_written_is_not_overwritten(
     weak_champion, tmp_path, monkeypatch
 ) -> None:
-    import shutil
-
     import training.retrain as retraining
 
     models = _copy_registry(weak_champion[0], tmp_path / "models")
     registry = Registry(models)
-    champion = registry.current()
-    chosen = f"{champion}-chosen"
-    shutil.copytree(registry.version_dir(champion), registry.version_dir(chosen))
-    manifest_path = registry.version_dir(chosen) / "manifest.json"
-    manifest_path.write_text(
-        json.dumps({**json.loads(manifest_path.read_text()), "version": chosen})
-    )
+    chosen = _another_version(registry)
     write_report = retraining.write_run_report
     calls = []
 
