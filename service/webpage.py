@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -85,7 +85,18 @@ def _router() -> APIRouter:
         response_class=FileResponse,
         responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such picture"}},
     )
-    def report_picture(name: str, request: Request) -> Response:
+    def report_picture(
+        name: str,
+        request: Request,
+        v: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description="Ignored: a cache key (the page passes the model version, so a "
+                "new version's pictures are fetched anew).",
+            ),
+        ] = None,
+    ) -> Response:
         """One report picture of the serving model version: f1, confusion_<label>, pr_<label>."""
         found = _report_dir(request)
         if found is None or name not in picture_names(found[1]):
