@@ -44,13 +44,14 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         410: "The feature request was erased",
         413: "Body, text or batch too large",
         415: "The body is not sent as application/json",
-        422: "Invalid field values or unknown label",
+        422: "Invalid field values, unknown or repeated query parameters, or an unknown label",
         503: "No model loaded",
     }
     return {code: {**_PROBLEM, "description": descriptions[code]} for code in codes}
 
 
-router = APIRouter(dependencies=[Depends(known_query)])
+# Every route refuses unknown or repeated query parameters (422), so every route says so.
+router = APIRouter(dependencies=[Depends(known_query)], responses=_errors(422))
 MAX_ID = 2**62  # larger ids cannot exist; bound them so the database never sees an overflow
 
 

@@ -24,8 +24,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from service import schemas as s
 from service.deps import known_query
-from service.errors import Problem
+from service.errors import PROBLEM_MEDIA_TYPE, Problem
 from service.security import API_KEY_HEADER
 from service.settings import Settings
 
@@ -64,7 +65,14 @@ def _report_dir(request: Request) -> tuple[Path, list[str]] | None:
 
 
 def _router() -> APIRouter:
-    router = APIRouter(tags=["web"], dependencies=[Depends(known_query)])
+    unknown_query = {
+        "model": s.Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+        "description": "Unknown or repeated query parameters",
+    }
+    router = APIRouter(
+        tags=["web"], dependencies=[Depends(known_query)], responses={422: unknown_query}
+    )
 
     @router.get("/v1/model/report")
     def report_pictures(request: Request) -> dict[str, Any]:
