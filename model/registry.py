@@ -158,6 +158,14 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _unreadable(path: Path, exc: OSError, holding: str = "") -> ArtifactError:
+    """A registry file this account cannot read (no permission, a folder in its place, …)."""
+    return ArtifactError(
+        f"{path}: cannot be read ({_reason(exc)}); it must be a file this account can read"
+        + holding
+    )
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -301,11 +309,8 @@ class Registry:
             raise ArtifactError(
                 f"{pointer}: not a version id (the file is not UTF-8 text)"
             ) from None
-        except OSError as exc:  # no permission, a folder, ...
-            raise ArtifactError(
-                f"{pointer}: cannot be read ({_reason(exc)}); it must be a file this account "
-                "can read, naming the current version"
-            ) from exc
+        except OSError as exc:
+            raise _unreadable(pointer, exc, ", naming the current version") from exc
         return version or None
 
     def manifest(self, version: str) -> dict[str, Any]:
@@ -317,10 +322,8 @@ class Registry:
             raise ArtifactError(
                 f"no model version {version!r} in {self.root} (known: {self._known()})"
             ) from None
-        except OSError as exc:  # no permission, a folder, ...
-            raise ArtifactError(
-                f"{path}: cannot be read ({_reason(exc)}); it must be a file this account can read"
-            ) from exc
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
         except ValueError as exc:  # not JSON, not UTF-8, an integer of 5000 digits
             raise ArtifactError(f"{path}: manifest is not valid JSON ({exc}); retrain") from exc
         except RecursionError:
@@ -475,11 +478,8 @@ class Registry:
             raise ArtifactError(
                 f"{artifact}: missing; the version is incomplete, retrain"
             ) from None
-        except OSError as exc:  # no permission, a folder, ...
-            raise ArtifactError(
-                f"{artifact}: cannot be read ({_reason(exc)}); it must be a file this account "
-                "can read"
-            ) from exc
+        except OSError as exc:
+            raise _unreadable(artifact, exc) from exc
         if actual != manifest.get("artifact_sha256"):
             raise ArtifactError(
                 f"{artifact}: SHA-256 {actual[:12]}… does not match the manifest "
