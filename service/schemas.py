@@ -41,7 +41,10 @@ NO_NUL = r"^[^\x00]*$"
 NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
 # A name is one line: no control characters at all (a newline or a terminal escape in a
 # reviewer's name would forge lines in whatever lists reviews), and something besides blanks.
-ONE_LINE_NAME = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+# Nor the characters that change text direction (U+202A–U+202E, U+2066–U+2069): a name with
+# U+202E would show the rest of a line about the review reversed.
+_NOT_IN_NAME = "\\x00-\\x1f\\x7f-\\x9f\u202a-\u202e\u2066-\u2069"
+ONE_LINE_NAME = f"^[^{_NOT_IN_NAME}]*[^{_NOT_IN_NAME}\\s][^{_NOT_IN_NAME}]*$"
 # Characters that show nothing although Unicode does not class them as blanks.
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 # How far ahead of the service's clock an intake's received_at may be (clocks drift).

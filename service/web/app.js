@@ -169,6 +169,19 @@
     }
   }
 
+  // The API's rule for a reviewer's name (service/schemas.py): one line, no control or
+  // direction-changing characters, and something visible. Checked here so that a name pasted
+  // with a tab or a zero-width space is refused at sign-in, not at the first decision.
+  function reviewerNameProblem(name) {
+    if (/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u.test(name)) {
+      return "Your name may not contain tabs, line breaks, or control or text-direction characters.";
+    }
+    if (!/[^\s\p{Cc}\p{Cf}\p{Z}\u115f\u1160\u2800\u3164\uffa0]/u.test(name)) {
+      return "Please enter your name: it shows nothing but blanks or invisible characters.";
+    }
+    return null;
+  }
+
   function renderWho() {
     const name = sessionStorage.getItem(SESSION_NAME);
     $("who-name").textContent = name ? `Reviewer: ${name}` : "";
@@ -183,6 +196,11 @@
     error.hidden = true;
     if (!name || !key) {
       showError(error, "Please enter your name and the API key.");
+      return;
+    }
+    const nameProblem = reviewerNameProblem(name);
+    if (nameProblem) {
+      showError(error, nameProblem);
       return;
     }
     sessionStorage.setItem(SESSION_NAME, name);
@@ -632,7 +650,12 @@
     const current = $("req-current-review");
     if (request.review) {
       const r = request.review;
-      current.textContent = `Reviewed by ${r.reviewer} (${fmtTime(r.created_at)}): ${r.labels.map(labelName).join(", ") || "no label"}${r.blind ? " · blind" : ""}. Saving replaces this review; the history is kept.`;
+      // The name in <bdi>: a right-to-left mark in it must not reorder the rest of the line.
+      current.replaceChildren(
+        "Reviewed by ",
+        el("bdi", {}, r.reviewer),
+        ` (${fmtTime(r.created_at)}): ${r.labels.map(labelName).join(", ") || "no label"}${r.blind ? " · blind" : ""}. Saving replaces this review; the history is kept.`,
+      );
       current.hidden = false;
     } else {
       current.hidden = true;
@@ -745,6 +768,11 @@
     try {
       review = await api(`/v1/requests/${request.id}/review`, { method: "POST", body });
     } catch (err) {
+      if (err.status === 410 || err.status === 404) {
+        // Erased (or gone) meanwhile: its words must not stay on screen, nor keys act on it.
+        state.current = null;
+        $("req-body").hidden = true;
+      }
       showError($("req-error"), err);
       setBusy(false);
       return;
@@ -780,20 +808,27 @@
   }
 
   async function nextPending(doneId) {
-    // Next in the inbox order after the one just decided, else the first pending one left.
+    // Next pending in the inbox order after the one just decided, on the inbox page it was on
+    // (read again: a decided request may have left the list, and the rest moved up), else the
+    // first pending one left anywhere.
     const pos = state.order.indexOf(doneId);
+    if (await loadInbox()) return undefined; // the inbox cannot be read: go back to it
+    const pending = new Set(
+      state.inbox.rows.filter((row) => row.status === "pending" && row.id !== doneId).map((row) => row.id),
+    );
+    const still = state.order.indexOf(doneId);
+    const from = still >= 0 ? still + 1 : Math.max(pos, 0);
+    const here = state.order.slice(from).find((id) => pending.has(id)) ?? state.order.find((id) => pending.has(id));
+    if (here !== undefined) return here;
     const params = filterQuery();
     params.set("status", "pending");
-    params.set("limit", String(PAGE_SIZE));
-    let pending = [];
+    params.set("limit", "2");
     try {
-      pending = await api(`/v1/requests?${params}`);
-    } catch (_) { /* fall back to the inbox */ }
-    const ids = new Set(pending.map((row) => row.id));
-    const after = state.order.slice(pos + 1).find((id) => ids.has(id) && id !== doneId);
-    const next = after || pending.map((row) => row.id).find((id) => id !== doneId);
-    if ($("f-status").value === "pending") state.order = pending.map((row) => row.id);
-    return next;
+      const first = (await api(`/v1/requests?${params}`)).find((row) => row.id !== doneId);
+      return first && first.id;
+    } catch (_) {
+      return undefined;
+    }
   }
 
   async function step(delta) {

@@ -381,6 +381,7 @@ def test_review_errors(client: TestClient) -> None:
         {"labels": [], "reviewer": "\u2800\u3164"},  # nor blank "letters"
         {"labels": [], "reviewer": "ann\nroot"},  # a name is one line
         {"labels": [], "reviewer": "a\u0007b\u001b[31m"},  # no terminal escapes
+        {"labels": [], "reviewer": "X\u202eevil"},  # nor a reversal of the rest of a line
         {"labels": [], "reviewer": "jd", "coment": "typo"},  # dropped, it would be lost
         {"labels": ["security", "security"], "reviewer": "jd"},  # as training refuses it
     ):

@@ -244,6 +244,15 @@ def test_an_erased_request_shows_why_and_cannot_be_reviewed(
     watch.failed.clear()
     watch.assert_clean(page)
 
+    # Erased while it is open: saving says so, and its words leave the screen.
+    gone = intake(server, GERMAN)
+    page.goto(f"{server.url}/#/request/{gone['id']}")
+    wait_for_request(page, gone["id"])
+    assert httpx.delete(f"{server.url}/v1/requests/{gone['id']}", headers=AUTH).status_code == 200
+    page.get_by_role("button", name="Save my decision").click()
+    page.locator("#req-error").filter(has_text="was erased").wait_for()
+    assert page.locator("#req-body").is_hidden()
+
 
 def test_a_link_to_a_request_in_the_other_language_says_so(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
@@ -494,3 +503,60 @@ def test_the_outcome_choice_keeps_the_security_rule(
         page.wait_for_timeout(100)
     assert "security" in saved["review"]["labels"] and saved["review"]["outcome"] == "security_fix"
     watch.assert_clean(page)
+
+
+def test_after_a_decision_on_a_later_inbox_page_the_next_one_there_opens(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    for branch in range(53):
+        intake(server, {"text": f"Standort {branch}: bitte eine eigene Ansage für die Hotline"})
+    newest_first = [
+        row["id"]
+        for row in httpx.get(
+            f"{server.url}/v1/requests", params={"limit": 60}, headers=AUTH, timeout=30
+        ).json()
+    ]
+    page, watch = open_page(server)
+    page.get_by_role("button", name="Next page").click()
+    page.locator(f"#inbox-rows tr[data-id='{newest_first[50]}']").wait_for()
+    page.locator(f"#inbox-rows tr[data-id='{newest_first[51]}']").get_by_role("link").click()
+    wait_for_request(page, newest_first[51])
+    assert page.locator("#req-pos").inner_text() == "52 of 53"
+    page.get_by_role("button", name="Save my decision").click()
+    # Decided, it leaves the pending list: the one after it opens, in its new place.
+    wait_for_request(page, newest_first[52])
+    assert page.locator("#req-pos").inner_text() == "52 of 52"
+    watch.assert_clean(page)
+
+
+def test_names_that_would_fail_or_reorder_a_line_are_refused_or_isolated(
+    start_web: Callable[..., ThreadedServer], browser: Any
+) -> None:
+    server = start_web()
+    created = intake(server, {**ENGLISH, "partner": "ACME\u202e GmbH", "customer": "B" * 200})
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        for name in ("\u200b", "Tab\tName", "X\u202eevil"):  # the API would refuse them
+            page.get_by_label("Reviewer name").fill(name)
+            page.get_by_label("API key").fill(API_KEY)
+            page.get_by_role("button", name="Sign in").click()
+            page.locator("#login-error").wait_for(state="visible")
+            assert "name" in page.locator("#login-error").inner_text()
+        page.get_by_label("Reviewer name").fill(REVIEWER)
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"#/inbox$"))
+        page.goto(f"{server.url}/#/request/{created['id']}")
+        wait_for_request(page, created["id"])
+        # A right-to-left override in a partner's name stays inside its own part of the line,
+        # and a 200-letter name wraps instead of widening the page.
+        isolation = page.locator("#req-meta > span").first.evaluate(
+            "s => getComputedStyle(s).unicodeBidi"
+        )
+        assert isolation == "isolate"
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        context.close()
