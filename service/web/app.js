@@ -134,7 +134,9 @@
       throw new Error(
         method === "GET"
           ? "The triage service cannot be reached; what is shown may be out of date. Try again when it is back."
-          : "The triage service cannot be reached; nothing was saved. Try again when it is back.",
+          : path === "/v1/suggest"
+            ? "The triage service cannot be reached, so there is no suggestion. Try again when it is back."
+            : "The triage service cannot be reached; nothing was saved. Try again when it is back.",
       );
     }
     if (!response.ok) {
@@ -868,6 +870,7 @@
     try {
       suggestion = await api("/v1/suggest", { method: "POST", body: title ? { text, title } : { text } });
     } catch (err) {
+      $("try-result").hidden = true; // the previous text's result would read as this one's
       showError(error, err);
       return;
     }
