@@ -560,3 +560,21 @@ def test_names_that_would_fail_or_reorder_a_line_are_refused_or_isolated(
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()
+
+
+def test_a_failed_try_hides_the_last_result_and_says_what_failed(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    page, _ = open_page(server)
+    page.get_by_role("link", name="Try a request").click()
+    page.get_by_label("Text to try").fill("Bitte 2FA für das Admin-Portal")
+    page.get_by_role("button", name="Suggest", exact=True).click()
+    page.locator("#try-bars .bar-row").first.wait_for()
+    page.route("**/v1/suggest", lambda route: route.abort())
+    page.get_by_label("Text to try").fill("Hold music per queue")
+    page.get_by_role("button", name="Suggest", exact=True).click()
+    error = page.locator("#try-error")
+    error.wait_for(state="visible")
+    assert "so there is no suggestion" in error.inner_text()
+    assert page.locator("#try-result").is_hidden()  # not the 2FA text's result under this one
