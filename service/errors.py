@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -254,6 +255,22 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = _allowed_methods(request)
         return problem_response(
             exc.status_code, slug, title, detail, request.url.path, headers=headers or None
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _storage(request: Request, exc: OperationalError) -> JSONResponse:
+        # The database cannot be used now (disk full, locked past the timeout, the server
+        # gone): nothing was stored, and trying again later may work. The driver's first line
+        # says why; the statement and its parameters (request texts) are left out.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "unavailable"
+        logger.error("storage unavailable on %s %s: %s", request.method, request.url.path, reason)
+        return problem_response(
+            503,
+            "storage-unavailable",
+            "Storage unavailable",
+            f"the database cannot be used now ({reason}); nothing was stored, try again later",
+            request.url.path,
+            headers={"Retry-After": "30"},
         )
 
     @app.exception_handler(Exception)

@@ -26,7 +26,8 @@ def serve(host: str, port: int, workers: int, model_dir: Path | None) -> None:
     Settings come from ``TRIAGE_*`` variables; ``model_dir`` (if given) overrides
     ``TRIAGE_MODEL_DIR``. The API key file is created here, before the workers start, so that
     its path is logged once. With several workers, Prometheus metrics are collected across
-    processes in ``PROMETHEUS_MULTIPROC_DIR`` (default ``var/prometheus``, emptied at start),
+    processes in ``PROMETHEUS_MULTIPROC_DIR`` (default ``var/prometheus/<port>``, emptied at
+    start once the port is free),
     and (where the platform has ``SO_REUSEPORT``) each worker has a listening socket of its own.
     """
     if model_dir is not None:
@@ -35,7 +36,12 @@ def serve(host: str, port: int, workers: int, model_dir: Path | None) -> None:
     configure_logging(settings.log_level)
     resolve_api_keys(settings)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        metrics_dir = VAR_DIR / "prometheus"
+        # Emptied only once the port is known to be free: a second start that cannot listen
+        # must not wipe the metrics of the service already running; one folder per port, so
+        # two services of one checkout do not mix theirs.
+        if port != 0:
+            _refuse_taken_port(host, port)
+        metrics_dir = VAR_DIR / "prometheus" / str(port)
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -70,6 +76,17 @@ def serve(host: str, port: int, workers: int, model_dir: Path | None) -> None:
             raise SystemExit(STARTUP_FAILURE)
     else:
         uvicorn.run("service.app:create_app", **options)
+
+
+def _refuse_taken_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        logger.error("cannot listen on %s:%d: %s", host, port, exc)
+        raise SystemExit(1) from exc
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:

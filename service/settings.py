@@ -21,10 +21,10 @@ Variables (default in brackets):
 - ``TRIAGE_MAX_BODY_BYTES`` [``50000000``]:
   larger bodies get 413 before they are read
 - ``TRIAGE_RELOAD_INTERVAL`` [``5``]:
-  seconds between polls of ``CURRENT`` and of erasures made by other workers; ``0`` turns
-  polling off
+  seconds between polls of ``CURRENT`` and of erasures made by other workers (at most a
+  day); ``0`` turns polling off
 - ``TRIAGE_UNCERTAINTY_BAND`` [``0.1``]:
-  a score this close to its threshold is "uncertain"
+  a score this close to its threshold is "uncertain" (0 to 0.5)
 - ``TRIAGE_SIMILAR_ACROSS_LANGUAGES`` [``2``]:
   most past requests in the other language shown among the similar ones (found in the
   model's German–English concept space); ``0`` leaves them out, which saves about a sixth of
@@ -47,6 +47,7 @@ and restart, or set ``TRIAGE_API_KEYS``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: use true or false")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, kind: type = float, most: float = 1e9
+) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -94,9 +97,23 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise SettingsError(f"{name}={raw!r}: not {what}") from None
+    if not math.isfinite(value):  # nan compares false with everything: it would switch off
+        raise SettingsError(f"{name}={raw!r}: must be a finite number")
     if value < 0:
         raise SettingsError(f"{name}={raw!r}: must not be negative")
+    if value > most:
+        raise SettingsError(f"{name}={raw!r}: at most {most:g}")
     return value
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "INFO").strip().upper()
+    if level not in _LOG_LEVELS:
+        raise SettingsError(f"TRIAGE_LOG_LEVEL={raw!r}: one of {', '.join(_LOG_LEVELS)}")
+    return level
 
 
 def default_database_url() -> str:
@@ -162,13 +179,14 @@ class Settings:
             max_text_chars=int(_number(env, "TRIAGE_MAX_TEXT_CHARS", 20_000, int)) or 20_000,
             batch_limit=int(_number(env, "TRIAGE_BATCH_LIMIT", 1_000, int)) or 1_000,
             max_body_bytes=int(_number(env, "TRIAGE_MAX_BODY_BYTES", 50_000_000, int)),
-            reload_interval=_number(env, "TRIAGE_RELOAD_INTERVAL", 5.0),
-            uncertainty_band=_number(env, "TRIAGE_UNCERTAINTY_BAND", 0.1),
+            # A day at most: a longer pause overflows the watcher's timer and stops it.
+            reload_interval=_number(env, "TRIAGE_RELOAD_INTERVAL", 5.0, most=86_400),
+            uncertainty_band=_number(env, "TRIAGE_UNCERTAINTY_BAND", 0.1, most=0.5),
             similar_across_languages=int(
                 _number(env, "TRIAGE_SIMILAR_ACROSS_LANGUAGES", DEFAULT_ACROSS_LANGUAGES, int)
             ),
             demand_similarity=similarity,
             demand_min_partners=max(1, int(_number(env, "TRIAGE_DEMAND_MIN_PARTNERS", 3, int))),
             blind_review_share=share,
-            log_level=(env.get("TRIAGE_LOG_LEVEL") or "INFO").upper(),
+            log_level=_log_level(env.get("TRIAGE_LOG_LEVEL")),
         )

@@ -158,6 +158,15 @@ def test_settings_from_env(tmp_path: Path) -> None:
         {"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "-1"},
         {"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "two"},
         {"TRIAGE_DATABASE_URL": "mysql://root@db/triage"},
+        # nan compares false with everything, so it would quietly switch these off, and an
+        # endless interval stopped the watchers with an overflow.
+        {"TRIAGE_RELOAD_INTERVAL": "inf"},
+        {"TRIAGE_RELOAD_INTERVAL": "nan"},
+        {"TRIAGE_RELOAD_INTERVAL": "1e308"},
+        {"TRIAGE_BLIND_REVIEW_SHARE": "nan"},
+        {"TRIAGE_UNCERTAINTY_BAND": "nan"},
+        {"TRIAGE_UNCERTAINTY_BAND": "5"},
+        {"TRIAGE_LOG_LEVEL": "bogus"},
     ):
         with pytest.raises(SettingsError):
             Settings.from_env(bad)

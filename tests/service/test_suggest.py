@@ -302,6 +302,29 @@ def test_an_unexpected_error_is_a_500_with_the_request_id_logged_once(
     assert "the disk is on fire" in str(errors[0].exc_info[1])
 
 
+def test_a_database_that_cannot_be_written_is_a_503_to_retry(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OperationalError(
+            "INSERT INTO feature_requests (text) VALUES (?)",
+            {"text": "Bitte 2FA, geheim"},
+            sqlite3.OperationalError("database or disk is full"),
+        )
+
+    monkeypatch.setattr(client.app.state.triage.store, "add_request", full)
+    response = client.post("/v1/requests", json={"text": "Bitte 2FA, geheim"}, headers=AUTH)
+    problem = assert_problem(response, 503, "storage-unavailable")
+    assert "database or disk is full" in problem["detail"]
+    assert "nothing was stored" in problem["detail"]
+    assert response.headers["retry-after"] == "30"
+    assert "geheim" not in response.text and "INSERT" not in response.text
+
+
 @pytest.mark.parametrize(
     "path", ["/v1/suggest", "/v1/suggest/batch", "/v1/requests", "/v1/requests/1/review"]
 )

@@ -109,3 +109,24 @@ def test_workers_that_cannot_start_stop_the_service_with_a_failure_code(
     server = Server(trained_model_dir, "sqlite:////proc/no-such-dir/x.sqlite3", 2, tmp_path)
     with pytest.raises(RuntimeError, match="server exited with 3"):
         server.start(timeout=60)
+
+
+def test_a_start_that_cannot_listen_leaves_the_running_services_metrics(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import service.server as server
+
+    port = free_port()
+    monkeypatch.setattr(server, "VAR_DIR", tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("TRIAGE_API_KEYS", "k")
+    running = tmp_path / "prometheus" / str(port)  # what the service on the port writes
+    running.mkdir(parents=True)
+    (running / "counter_1.db").write_bytes(b"counts")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(SystemExit):
+            server.serve("127.0.0.1", port, 2, None)
+    assert (running / "counter_1.db").read_bytes() == b"counts"
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
