@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from model import ArtifactError, Registry, Suggestion, TriageModel
 from model.predictor import DEFAULT_ACROSS_LANGUAGES
+from model.registry import ARTIFACT_NAME, MANIFEST_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,19 @@ def poll(
     return thread
 
 
+# Seconds after which a version that failed to load is tried again though its files did not
+# change: a failure may have been passing (memory, I/O).
+RETRY_FAILED_AFTER = 60.0
+
+
 @dataclass
 class ReloadState:
     loaded_at: str | None = None
     last_reload_at: str | None = None
     last_reload_error: str | None = None
     failed_version: str | None = None
+    failed_files: tuple[object, ...] = ()  # what the failed version's files looked like
+    failed_at: float = 0.0  # time.monotonic() of the failure
     reloading: bool = False
     listeners: list[Callable[[TriageModel], None]] = field(default_factory=list)
 
@@ -111,7 +119,7 @@ class ModelHolder:
             self.state.last_reload_error = None
             self.state.failed_version = None
             return False
-        if not force and target == self.state.failed_version:
+        if not force and target == self.state.failed_version and not self._retry_due(target):
             return False
         self.state.last_reload_at = _now()
         started = time.perf_counter()
@@ -150,9 +158,39 @@ class ModelHolder:
                 logger.exception("model swap listener failed")
         return True
 
+    def _files(self, version: str) -> tuple[object, ...]:
+        """What a version's folder, manifest and artifact look like (changed by a copy)."""
+        folder = self.registry.version_dir(version)
+        seen: list[object] = []
+        for path in (folder, folder / MANIFEST_NAME, folder / ARTIFACT_NAME):
+            try:
+                stat = path.stat()
+                seen.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+            except OSError:
+                seen.append(None)
+        return tuple(seen)
+
+    def _retry_due(self, version: str) -> bool:
+        """Whether to try a version that failed again: its files changed (a copy that was
+        still running finished), or a while has passed (a failure such as running out of
+        memory may not recur). Else every worker that failed on it once would serve the old
+        version until CURRENT names another, while the others serve the new one."""
+        state = self.state
+        if time.monotonic() - state.failed_at >= RETRY_FAILED_AFTER:
+            return True
+        try:
+            return self._files(version) != state.failed_files
+        except ArtifactError:
+            return False
+
     def _fail(self, version: str | None, reason: str) -> None:
         self.state.last_reload_error = reason
         self.state.failed_version = version
+        self.state.failed_at = time.monotonic()
+        try:
+            self.state.failed_files = self._files(version) if version else ()
+        except ArtifactError:
+            self.state.failed_files = ()
         self.state.last_reload_at = _now()
         if self.result_hook:
             self.result_hook("refused")

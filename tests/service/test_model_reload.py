@@ -83,6 +83,21 @@ def test_tampered_version_is_refused_and_the_old_one_keeps_serving(
     assert client.get("/v1/model").json()["last_reload_error"] is None
 
 
+def test_a_version_that_was_incomplete_is_tried_again_once_its_files_change(
+    make_client: Callable[..., TestClient], registry_copy: Path
+) -> None:
+    client = make_client(model_dir=registry_copy, reload_interval=0.2)
+    late = clone_version(registry_copy, "late")
+    artifact = Registry(registry_copy).version_dir(late) / "model.joblib"
+    staged = registry_copy / "model.joblib.copying"
+    artifact.rename(staged)  # a copy of the version that has not finished yet
+    write_atomic(registry_copy / "CURRENT", (late + "\n").encode())
+    wait_for(lambda: "missing" in (client.get("/v1/model").json()["last_reload_error"] or ""))
+    staged.rename(artifact)  # the copy finishes: every worker must take it, not only one
+    wait_for(lambda: client.get("/v1/model").json()["version"] == late)
+    assert client.get("/v1/model").json()["last_reload_error"] is None
+
+
 def test_reload_endpoint_loads_in_the_background(
     make_client: Callable[..., TestClient], registry_copy: Path
 ) -> None:
