@@ -486,6 +486,22 @@ class Store:
                     .values(blind_review=True)
                 )
             if links:
+                # A request erased since the near-duplicates were found keeps no link (erasure
+                # removes its links both ways). Locking the linked rows (FOR SHARE: PostgreSQL;
+                # SQLite writes one at a time anyway) makes an erasure under way wait for this
+                # transaction, and then delete the links it made.
+                alive = set(
+                    conn.execute(
+                        sa.select(feature_requests.c.id)
+                        .where(
+                            feature_requests.c.id.in_([other for other, _ in links]),
+                            feature_requests.c.erased_at.is_(None),
+                        )
+                        .with_for_update(read=True)
+                    ).scalars()
+                )
+                links = [(other, sim) for other, sim in links if other in alive]
+            if links:
                 conn.execute(
                     request_links.insert(),
                     [

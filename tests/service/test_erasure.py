@@ -162,3 +162,24 @@ def test_a_model_trained_on_an_erased_request_stops_showing_it(
     while ref in shown(other) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ref not in shown(other)  # within the polling interval in every other one
+
+
+@on_both_backends
+def test_a_request_erased_before_an_intake_commits_gets_no_link_from_it(
+    database_url: str,
+) -> None:
+    # The intake found its near-duplicates first, then the erasure committed, then the intake
+    # stored its links: a link to the erased request would outlive the erasure.
+    from test_ops import _record
+
+    from service.store import Store
+
+    store = Store(database_url)
+    store.migrate()
+    try:
+        erased, kept = (store.add_request(_record(i), [], "v")[0] for i in (1, 2))
+        store.erase_request(erased)
+        new, _ = store.add_request(_record(3), [(erased, 0.9), (kept, 0.8)], "v")
+        assert [link[0] for link in store.get_request(new)["earlier_similar"]] == [kept]
+    finally:
+        store.close()
