@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -31,7 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from model import reviewed_sample_id
 
@@ -389,6 +390,34 @@ class Store:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
+        # The SQLite file, and which file it was (device, inode) when first seen: deleted or
+        # replaced while the service runs, the open connections would go on writing into the
+        # deleted file, answering 2xx for writes a restart cannot find.
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        self._file = Path(database) if database and database != ":memory:" else None
+        self._file_id: tuple[int, int] | None = None
+
+    def _check_file(self) -> None:
+        """Raise (as the database would: a 503 to the client) if the SQLite file this store
+        opened is no longer the one at its path."""
+        if self._file is None:
+            return
+        try:
+            stat = os.stat(self._file)
+            seen: tuple[int, int] | None = (stat.st_dev, stat.st_ino)
+        except FileNotFoundError:
+            seen = None
+        if self._file_id is None:
+            self._file_id = seen
+        elif seen != self._file_id:
+            raise OperationalError(
+                "(the database file was checked)",
+                None,
+                RuntimeError(
+                    f"{self._file} was deleted or replaced while the service ran; writes would "
+                    "be lost, so none are taken: restore the file, or restart to use the one there"
+                ),
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -396,12 +425,13 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that holds the write lock (SQLite) and commits on exit."""
-        with (
-            self._write_lock,
-            self.engine.connect().execution_options(triage_write=True) as conn,
-            conn.begin(),
-        ):
-            yield conn
+        with self._write_lock:
+            self._check_file()
+            with (
+                self.engine.connect().execution_options(triage_write=True) as conn,
+                conn.begin(),
+            ):
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -445,6 +475,7 @@ class Store:
 
     def ping(self) -> bool:
         try:
+            self._check_file()
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
             return True

@@ -336,3 +336,21 @@ def test_each_log_record_is_one_json_line_after_the_command_lines_plain_setup() 
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert json.loads(lines[0])["msg"] == "GET /healthz 200"
+
+
+def test_a_sqlite_file_deleted_while_serving_takes_no_more_writes(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    path = tmp_path / "triage.sqlite3"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    try:
+        store.add_request(_record(1), [], "v")
+        assert store.ping()
+        for leftover in tmp_path.glob("triage.sqlite3*"):
+            leftover.unlink()  # the open connections would write on into the deleted file
+        with pytest.raises(OperationalError, match="deleted or replaced"):
+            store.add_request(_record(2), [], "v")
+        assert not store.ping()  # so /readyz says so
+    finally:
+        store.close()
