@@ -75,6 +75,11 @@ class Neighbour:
     cross_language: bool = False
 
 
+# How far below the last id read a missing id is still looked for: an intake that commits
+# more than this many ids late is not linked by this worker until it restarts.
+_GAP_WINDOW = 1000
+
+
 class DemandIndex:
     """Vectors of all stored requests for one model version, caught up from the store."""
 
@@ -96,6 +101,8 @@ class DemandIndex:
         self._ids: list[int] = []
         self._partners: list[str | None] = []
         self._customers: list[str | None] = []
+        # Ids below the last one read that were not there yet (see _catch_up), looked for again.
+        self._gaps: set[int] = set()
 
     def _append(self, found: Comparable) -> None:
         self._blocks.append(found)
@@ -108,15 +115,32 @@ class DemandIndex:
             self._version, self._last_id, self._blocks = model.version, 0, []
             self._link_similarity = model.concept_link_similarity
             self._ids, self._partners, self._customers = [], [], []
+            self._gaps = set()
         while True:
             rows = self.store.requests_after(self._last_id)
             if not rows:
-                return
-            self._append(model.comparable([compose(r["title"], r["text"]) for r in rows]))
-            self._ids.extend(int(r["id"]) for r in rows)
-            self._partners.extend(name_key(r["partner"]) for r in rows)
-            self._customers.extend(name_key(r["customer"]) for r in rows)
-            self._last_id = int(rows[-1]["id"])
+                break
+            self._add(model, rows)
+            ids = [int(r["id"]) for r in rows]
+            # Ids skipped on the way: on PostgreSQL an intake that took its id earlier may
+            # commit after a later one was read here. (Erased or rolled-back ids stay gaps.)
+            expected = self._last_id + 1
+            for found in ids:
+                self._gaps.update(range(max(expected, found - _GAP_WINDOW), found))
+                expected = found + 1
+            self._last_id = ids[-1]
+        self._gaps = {gap for gap in self._gaps if gap > self._last_id - _GAP_WINDOW}
+        if self._gaps:
+            late = self.store.requests_among(sorted(self._gaps))
+            if late:
+                self._add(model, late)
+                self._gaps.difference_update(int(r["id"]) for r in late)
+
+    def _add(self, model: TriageModel, rows: list[dict[str, Any]]) -> None:
+        self._append(model.comparable([compose(r["title"], r["text"]) for r in rows]))
+        self._ids.extend(int(r["id"]) for r in rows)
+        self._partners.extend(name_key(r["partner"]) for r in rows)
+        self._customers.extend(name_key(r["customer"]) for r in rows)
 
     def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
         """Stored requests ``text`` is a near-duplicate of (``model.links``), most similar first."""

@@ -675,6 +675,13 @@ class Store:
 
     def requests_after(self, last_id: int, limit: int = 5000) -> list[dict[str, Any]]:
         """Requests with ids above ``last_id``, oldest first: feeds the near-duplicate index."""
+        return self._comparable_rows(feature_requests.c.id > last_id, limit)
+
+    def requests_among(self, ids: list[int]) -> list[dict[str, Any]]:
+        """Those of ``ids`` stored (and committed) by now, oldest first, as ``requests_after``."""
+        return self._comparable_rows(feature_requests.c.id.in_(ids), len(ids)) if ids else []
+
+    def _comparable_rows(self, where: Any, limit: int) -> list[dict[str, Any]]:
         with self.read() as conn:
             return [
                 dict(r._mapping)
@@ -686,7 +693,7 @@ class Store:
                         feature_requests.c.partner,
                         feature_requests.c.customer,
                     )
-                    .where(feature_requests.c.id > last_id, not_erased)
+                    .where(where, not_erased)
                     .order_by(feature_requests.c.id)
                     .limit(limit)
                 )

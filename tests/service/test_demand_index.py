@@ -24,15 +24,21 @@ class Rows:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.uncommitted: set[int] = set()  # ids taken, rows not yet visible (PostgreSQL)
 
-    def add(self, text: str) -> None:
+    def add(self, text: str) -> int:
         n = len(self.rows) + 1
         self.rows.append(
             {"id": n, "title": None, "text": text, "partner": f"p{n % 5}", "customer": None}
         )
+        return n
 
     def requests_after(self, last_id: int, limit: int = 5000) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["id"] > last_id][:limit]
+        visible = [r for r in self.rows if r["id"] not in self.uncommitted]
+        return [r for r in visible if r["id"] > last_id][:limit]
+
+    def requests_among(self, ids: list[int]) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["id"] in ids and r["id"] not in self.uncommitted]
 
 
 class NoErasures:
@@ -62,3 +68,20 @@ def test_blocks_halve_and_answer_like_one_matrix(trained_model: TriageModel) -> 
     twins = growing.neighbours(trained_model, TWINS[0])
     assert {n.id for n in twins} >= {46, 47, 48}  # the twins' ids: linked, across languages too
     assert [n.cross_language for n in twins if n.id == 47] == [True]
+
+
+def test_a_request_that_commits_after_a_later_one_is_still_found(
+    trained_model: TriageModel,
+) -> None:
+    # On PostgreSQL ids come from a sequence: an intake may take id 1, another take id 2 and
+    # commit first, and a third intake read id 2 before id 1 is there. Catching up by
+    # "ids after the last one read" alone would skip id 1 in this worker for good.
+    store = Rows()
+    index = DemandIndex(store, NoErasures(), threshold=0.5, min_partners=3)  # type: ignore[arg-type]
+    slow = store.add(TWINS[0])
+    store.uncommitted.add(slow)
+    fast = store.add(TWINS[2])
+    assert [n.id for n in index.neighbours(trained_model, TWINS[0])] == [fast]
+    store.uncommitted.discard(slow)  # it commits now
+    assert sorted(n.id for n in index.neighbours(trained_model, TWINS[0])) == [slow, fast]
+    assert not index._gaps
