@@ -123,13 +123,18 @@ class DemandIndex:
             self._add(model, rows)
             ids = [int(r["id"]) for r in rows]
             # Ids skipped on the way: on PostgreSQL an intake that took its id earlier may
-            # commit after a later one was read here. (Erased or rolled-back ids stay gaps.)
+            # commit after a later one was read here. (Rolled-back ids stay gaps.)
             expected = self._last_id + 1
             for found in ids:
                 self._gaps.update(range(max(expected, found - _GAP_WINDOW), found))
                 expected = found + 1
             self._last_id = ids[-1]
-        self._gaps = {gap for gap in self._gaps if gap > self._last_id - _GAP_WINDOW}
+        # An erased request is a gap too (it is not read) that will never fill: left in, it
+        # would be asked for again at every intake.
+        erased = self.erasures.ids
+        self._gaps = {
+            gap for gap in self._gaps if gap > self._last_id - _GAP_WINDOW and gap not in erased
+        }
         if self._gaps:
             late = self.store.requests_among(sorted(self._gaps))
             if late:

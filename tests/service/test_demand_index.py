@@ -85,3 +85,23 @@ def test_a_request_that_commits_after_a_later_one_is_still_found(
     store.uncommitted.discard(slow)  # it commits now
     assert sorted(n.id for n in index.neighbours(trained_model, TWINS[0])) == [slow, fast]
     assert not index._gaps
+
+
+def test_an_erased_request_is_not_asked_for_again_at_every_intake(
+    trained_model: TriageModel,
+) -> None:
+    store = Rows()
+    erased = store.add(TWINS[0])
+    store.uncommitted.add(erased)  # as the store reads it: not there, and never again
+    store.add(TWINS[2])
+    asked: list[list[int]] = []
+    among = store.requests_among
+    store.requests_among = lambda ids: asked.append(ids) or among(ids)  # type: ignore[method-assign]
+
+    class Erased(NoErasures):
+        ids = frozenset({erased})
+
+    index = DemandIndex(store, Erased(), threshold=0.5, min_partners=3)  # type: ignore[arg-type]
+    index.neighbours(trained_model, TWINS[0])
+    index.neighbours(trained_model, TWINS[1])
+    assert asked == [] and not index._gaps
