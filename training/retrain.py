@@ -185,7 +185,8 @@ def collect(
         if key in latest:
             stats["merged_duplicates"] += 1
         latest[key] = review
-    base_keys = {_key(s.text) for s in base}
+    base_keys = [_key(s.text) for s in base]  # each text normalised once
+    in_base = set(base_keys)
     holdout, fresh = [], []
     for key, review in latest.items():
         sample = Sample(
@@ -195,19 +196,19 @@ def collect(
             review.lang,
             {"source": "review"},
         )
-        held = key not in base_keys and in_holdout(review.text, holdout_share)
+        held = key not in in_base and in_holdout(review.text, holdout_share)
         (holdout if held else fresh).append(sample)
     group_review: dict[str, ReviewedRequest] = {}  # translation group -> its latest review
-    for sample in base:
-        review = latest.get(_key(sample.text))
+    for sample, key in zip(base, base_keys, strict=True):
+        review = latest.get(key)
+        if review is None:
+            continue
         group = group_of(sample)
-        if review and (
-            group not in group_review or review.reviewed_at >= group_review[group].reviewed_at
-        ):
+        if group not in group_review or review.reviewed_at >= group_review[group].reviewed_at:
             group_review[group] = review
     kept_base = []
-    for sample in base:
-        if _key(sample.text) in latest:
+    for sample, key in zip(base, base_keys, strict=True):
+        if key in latest:
             stats["samples_overridden"] += 1
             continue
         review = group_review.get(group_of(sample))
