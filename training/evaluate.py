@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from model.estimator import LABELS
 from model.predictor import TriageModel
 from training.data import LANGS, Sample
-from training.pipeline import label_matrix
+from training.pipeline import Progress, _no_progress, label_matrix
 
 
 def decisions(probabilities: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
@@ -59,10 +59,22 @@ def metrics_from(
     return result
 
 
-def evaluate_model(model: TriageModel, samples: list[Sample]) -> dict[str, Any]:
-    """Score ``samples`` with ``model`` and compare with their labels."""
-    y_true, probabilities = scored(model, samples)
-    return metrics_of(model, samples, y_true, probabilities)
+SCORE_CHUNK = 256  # requests scored between two progress reports
+
+
+def evaluate_model(
+    model: TriageModel, samples: list[Sample], progress: Progress = _no_progress
+) -> dict[str, Any]:
+    """Score ``samples`` with ``model`` and compare with their labels; ``progress`` hears
+    ("scoring", done, total) as the scores come in, a chunk of requests at a time."""
+    texts = [s.text for s in samples]
+    progress("scoring", 0, len(texts))
+    parts = []
+    for start in range(0, len(texts), SCORE_CHUNK):
+        parts.append(model.score_matrix(texts[start : start + SCORE_CHUNK]))
+        progress("scoring", min(start + SCORE_CHUNK, len(texts)), len(texts))
+    probabilities = np.vstack(parts) if parts else model.score_matrix([])
+    return metrics_of(model, samples, label_matrix(samples), probabilities)
 
 
 def metrics_of(

@@ -12,9 +12,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,9 +24,7 @@ from model.registry import ArtifactError, Registry
 from triage_cli import predict as predict_io
 
 if TYPE_CHECKING:
-    from model.predictor import TriageModel
     from training.config import TrainConfig
-    from training.data import Sample
 
 app = typer.Typer(
     help="Request Triage: suggest triage labels for feature requests (German and English).",
@@ -267,33 +265,14 @@ def evaluate(
         samples = load_samples(data).samples
     except (ArtifactError, DataError) as exc:
         _fail(str(exc))
+    from training.evaluate import evaluate_model
+
     with _ProgressBar() as progress:
-        metrics = evaluate_with_progress(model, samples, progress)
+        metrics = evaluate_model(model, samples, progress)
     if as_json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
         _print_metrics(metrics, to_stderr=False)
-
-
-EVALUATE_CHUNK = 256  # requests scored between two progress updates
-
-
-def evaluate_with_progress(
-    model: TriageModel, samples: list[Sample], progress: Callable[[str, int, int], None]
-) -> dict[str, Any]:
-    """``training.evaluate.evaluate_model``, scoring in chunks to show its progress."""
-    import numpy as np
-
-    from training.evaluate import metrics_of, scored
-
-    y_parts, p_parts = [], []
-    progress("scoring", 0, len(samples))
-    for start in range(0, len(samples), EVALUATE_CHUNK):
-        y_true, probabilities = scored(model, samples[start : start + EVALUATE_CHUNK])
-        y_parts.append(y_true)
-        p_parts.append(probabilities)
-        progress("scoring", min(start + EVALUATE_CHUNK, len(samples)), len(samples))
-    return metrics_of(model, samples, np.vstack(y_parts), np.vstack(p_parts))
 
 
 @models_app.command("list")
