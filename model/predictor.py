@@ -61,8 +61,16 @@ def _collect_new_objects_only() -> Iterator[None]:
         gc.unfreeze()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (fewer than the machine's in a container or cgroup)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _resolve_jobs(n_jobs: int) -> int:
-    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    return usable_cores() if n_jobs == -1 else max(1, n_jobs)
 
 
 def _json_lines(suggestions: list[Suggestion], ids: Sequence[object]) -> list[str]:

@@ -6,7 +6,6 @@ import csv
 import io
 import itertools
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model.predictor import TriageModel
+from model.predictor import usable_cores as usable_cores  # the command line's core count
 
 BATCH = 4096  # records per round; output is flushed after each
 
@@ -168,14 +168,6 @@ def read_records(input_path: str) -> list[InputRecord]:
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         return list(_jsonl_records(data, str(path)))
     raise InputError(f"{path}: expected a .jsonl or .csv file, or - for stdin")
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (fewer than the machine's in a container or cgroup)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def worker_count(requested: int, cores: int) -> tuple[int, str | None]:
