@@ -86,6 +86,11 @@ def wish_groups(pairs: pd.DataFrame, frame: pd.DataFrame, min_requests: int = 2)
         (np.ones(len(first)), (first, second)), shape=(len(frame), len(frame))
     ).tocsr()
     _, component = connected_components(graph, directed=False)
+    # The same columns whether or not any wish was asked twice: code that reads
+    # ``groups["partners"]`` must not fail on a store where nothing repeats yet.
+    columns = ["requests", "n_requests"]
+    columns += [f"{column}s" for column in ("partner", "customer") if column in frame]
+    columns += [name for column, name in (("lang", "langs"), ("text", "text")) if column in frame]
     rows = []
     for _, members in pd.Series(np.arange(len(frame))).groupby(component):
         if len(members) < min_requests:
@@ -100,6 +105,6 @@ def wish_groups(pairs: pd.DataFrame, frame: pd.DataFrame, min_requests: int = 2)
         if "text" in group:
             row["text"] = str(group["text"].iloc[0])[:120]
         rows.append(row)
-    groups = pd.DataFrame(rows, columns=None if rows else ["requests", "n_requests"])
+    groups = pd.DataFrame(rows, columns=columns)
     order = [c for c in ("partners", "n_requests") if c in groups]
     return groups.sort_values(order, ascending=False, ignore_index=True, kind="stable")

@@ -69,3 +69,35 @@ def test_wish_groups_refuse_pairs_of_another_frame(trained_model: TriageModel) -
     pairs = near_duplicates(trained_model, TEXTS)
     with pytest.raises(ValueError, match="not in the frame's index: \\['de'"):
         wish_groups(pairs, TEXTS.to_frame("text").drop(index="de"))
+
+
+def test_wish_groups_have_the_same_columns_with_or_without_groups() -> None:
+    """A store where no wish repeats yet: the columns a notebook reads are there all the same."""
+    frame = pd.DataFrame(
+        {
+            "text": ["Wartemusik pro Queue", "Hold music per queue", "Tetris"],
+            "lang": ["de", "en", "en"],
+            "partner": ["Acme", "Muster IT", None],
+            "customer": ["A", "B", "C"],
+        },
+        index=pd.Index([1, 2, 3], name="id"),
+    )
+    linked = pd.DataFrame(
+        {
+            "first": [1],
+            "second": [2],
+            "similarity": [0.8],
+            "cross_language": [True],
+            "first_lang": ["de"],
+            "second_lang": ["en"],
+        }
+    )
+    expected = ["requests", "n_requests", "partners", "customers", "langs", "text"]
+    assert list(wish_groups(linked, frame).columns) == expected
+    none = wish_groups(linked.iloc[:0], frame)
+    assert none.empty and list(none.columns) == expected
+    none[["requests", "partners", "langs"]]  # what a notebook reads: no KeyError
+    # Columns the frame lacks are left out alike, groups or none.
+    bare = frame[["text"]]
+    assert list(wish_groups(linked, bare).columns) == ["requests", "n_requests", "text"]
+    assert list(wish_groups(linked.iloc[:0], bare).columns) == ["requests", "n_requests", "text"]
