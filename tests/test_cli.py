@@ -238,6 +238,20 @@ def test_serve_refuses_a_wrong_setting_before_training_anything(tmp_path, monkey
     assert not empty.exists()  # no default model was trained first
 
 
+def test_retrain_refuses_a_store_url_it_cannot_use_before_touching_the_registry(
+    tmp_path,
+) -> None:
+    models = tmp_path / "models"
+    result = runner.invoke(
+        app,
+        ["retrain", "--database-url", "mysql://root:secret@db/triage", "--model-dir", str(models)],
+    )
+    assert result.exit_code == 1
+    assert "'mysql' is not supported; expected sqlite:///PATH or postgresql" in result.output
+    assert "secret" not in result.output
+    assert not models.exists()  # no lock taken, no samples read, nothing trained
+
+
 def test_serve_trains_a_default_model_only_when_none_can_be_read(cli_registry, tmp_path) -> None:
     models, _ = cli_registry
     assert default_model_reason(Registry(models)) is None

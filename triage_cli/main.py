@@ -375,13 +375,17 @@ def retrain(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Everything but promotion.")] = False,
 ) -> None:
     """Train a challenger on samples + reviews; promote it only if it is not worse."""
-    from service.settings import default_database_url
+    from service.settings import Settings, SettingsError, default_database_url
     from training.data import DataError
     from training.retrain import Gate, RetrainLocked
     from training.retrain import retrain as run_retrain
     from triage_cli.retrain import reviewed_from_store
 
     url = database_url or os.environ.get("TRIAGE_DATABASE_URL") or default_database_url()
+    try:  # as the service checks it, before the lock and the samples: a store it cannot use
+        Settings.from_env({"TRIAGE_DATABASE_URL": url})
+    except SettingsError as exc:
+        _fail(f"{exc} (--database-url or TRIAGE_DATABASE_URL)")
     train_config = _config(config)
     try:
         with _ProgressBar() as progress:
