@@ -168,6 +168,18 @@ def test_a_csv_with_broken_quoting_names_the_line_and_reads_nothing(
     assert str(caught.value).startswith(f"{tmp_path / expected}")
 
 
+def test_a_record_whose_text_is_no_string_says_what_it_is_in_json_words(tmp_path) -> None:
+    path = tmp_path / "in.jsonl"
+    values = ["null", "5", "1.5", "true", '["x"]', '{"x": 1}']
+    path.write_text("".join(f'{{"text": {v}}}\n' for v in values), encoding="utf-8")
+    errors = [record.error for record in predict_io.read_records(str(path))]
+    found = ["null", "a number", "a number", "true", "an array", "an object"]
+    assert errors == [
+        f"{path}:{n}: field 'text': expected a string, got {what}"
+        for n, what in enumerate(found, start=1)
+    ]  # before: "a NoneType", "a int", "a float", "a bool", "a list", "a dict"
+
+
 def test_predict_refuses_a_csv_with_an_unclosed_quote(cli_registry, tmp_path) -> None:
     models, _ = cli_registry
     path = tmp_path / "u.csv"
