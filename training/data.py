@@ -64,6 +64,19 @@ class DataError(ValueError):
         super().__init__(f"{len(problems)} problem(s) in {where}:\n{shown}{suffix}")
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: ``null``, ``a number``, not ``a NoneType``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, list[DataProblem]]:
     problems: list[DataProblem] = []
 
@@ -71,7 +84,7 @@ def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, lis
         problems.append(DataProblem(path, line, field_name, message))
 
     if not isinstance(record, dict):
-        problem(None, f"expected a JSON object, got {type(record).__name__}")
+        problem(None, f"expected a JSON object, got {json_kind(record)}")
         return None, problems
     for name in ("id", "text", "labels", "lang"):
         if name not in record:
@@ -83,7 +96,7 @@ def _check_record(record: Any, path: str, line: int) -> tuple[Sample | None, lis
     text = record.get("text")
     if "text" in record:
         if not isinstance(text, str):
-            problem("text", f"expected a string, got {type(text).__name__}")
+            problem("text", f"expected a string, got {json_kind(text)}")
         elif not text.strip():
             problem("text", "is empty")
         elif (at := lone_surrogate(text)) is not None:

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from model.predictor import TriageModel
 from model.predictor import usable_cores as usable_cores  # the command line's core count
+from training.data import json_kind
 
 BATCH = 4096  # records per round; output is flushed after each
 
@@ -65,23 +66,12 @@ def _jsonl_records(data: bytes, source: str) -> Iterator[InputRecord]:
             continue
         text = record.get("text")
         if not isinstance(text, str):
-            found = "missing" if "text" not in record else f"got {_json_kind(text)}"
+            found = "missing" if "text" not in record else f"got {json_kind(text)}"
             yield InputRecord(
                 record_id, None, f"{source}:{number}: field 'text': expected a string, {found}"
             )
             continue
         yield InputRecord(record_id, text)
-
-
-def _json_kind(value: object) -> str:
-    """What a JSON value is, in JSON's words: ``null``, ``a number``, not ``a NoneType``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return "a number"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def _csv_records(data: bytes, source: str) -> Iterator[InputRecord]:
