@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from service.logs import request_id_var
+from service.schemas import PATTERN_MEANINGS
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,15 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message, but a pattern the field does not match is said in words."""
+    if error.get("type") == "string_pattern_mismatch":
+        meaning = PATTERN_MEANINGS.get(error.get("ctx", {}).get("pattern"))
+        if meaning:
+            return meaning
+    return str(error.get("msg", ""))
+
+
 def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
     raw = exc.errors()
     if any(e.get("type") == "json_invalid" for e in raw):
@@ -204,7 +214,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
     errors = [
         {
             "loc": [str(part) for part in e.get("loc", ())],
-            "msg": str(e.get("msg", "")),
+            "msg": _message(e),
             "type": str(e.get("type", "")),
             **(
                 {"input": _clean(e["input"])} if "input" in e and e.get("type") != "missing" else {}

@@ -45,6 +45,15 @@ NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
 # U+202E would show the rest of a line about the review reversed.
 _NOT_IN_NAME = "\\x00-\\x1f\\x7f-\\x9f\u202a-\u202e\u2066-\u2069"
 ONE_LINE_NAME = f"^[^{_NOT_IN_NAME}]*[^{_NOT_IN_NAME}\\s][^{_NOT_IN_NAME}]*$"
+# What each pattern asks, in words: a 422 says this instead of the regular expression.
+PATTERN_MEANINGS = {
+    NO_NUL: "must not hold a NUL character (\\u0000)",
+    NAMED: "must hold something besides blanks, and no NUL character (\\u0000)",
+    ONE_LINE_NAME: (
+        "must be one line with something besides blanks: no line breaks, tabs, control "
+        "characters or characters that change text direction (U+202A-U+202E, U+2066-U+2069)"
+    ),
+}
 # Characters that show nothing although Unicode does not class them as blanks.
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 # How far ahead of the service's clock an intake's received_at may be (clocks drift).

@@ -396,6 +396,29 @@ def test_review_errors(client: TestClient) -> None:
     assert client.get(f"/v1/requests/{created['id']}", headers=AUTH).json()["reviews"] == []
 
 
+def test_a_name_that_breaks_the_pattern_is_told_in_words_not_as_a_regex(
+    client: TestClient,
+) -> None:
+    created = intake(client, CONFIG)
+    path = f"/v1/requests/{created['id']}/review"
+    body = assert_problem(
+        client.post(path, json={"labels": [], "reviewer": "Ann\nBob"}, headers=AUTH),
+        422,
+        "validation-error",
+    )
+    (error,) = body["errors"]
+    assert error["loc"] == ["body", "reviewer"]
+    assert error["type"] == "string_pattern_mismatch"
+    assert error["msg"].startswith("must be one line") and "^" not in error["msg"]
+    assert "no line breaks" in body["detail"]
+    body = assert_problem(
+        client.post("/v1/requests", json={"text": "Bitte 2FA", "title": "2FA\x00"}, headers=AUTH),
+        422,
+        "validation-error",
+    )
+    assert body["errors"][0]["msg"] == "must not hold a NUL character (\\u0000)"
+
+
 @on_both_backends
 def test_nul_characters_are_refused_alike_on_every_backend(client: TestClient) -> None:
     # PostgreSQL cannot store NUL in text; SQLite could, but the answer must not differ.
