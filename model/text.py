@@ -322,6 +322,10 @@ def _words(body: str, lang: str) -> list[Token]:
 # characters instead, which takes linear time.
 _LONG_CHUNK = 100
 _WORD_RUN_RE = re.compile(r"\w+")
+# A long URL stays one word, as spaCy keeps a short one: split into its runs it read as
+# "http", "x", "org", … and a text that is only a link escaped the too_short flag.
+_LONG_URL_RE = re.compile(r"[(\[{<'\"]*(?:[a-z][a-z0-9+.\-]*://|www\.)", re.I)
+_AFTER_URL = ".,;:!?)]}>'\""
 
 
 def _learn_chunks(
@@ -331,6 +335,13 @@ def _learn_chunks(
 ) -> None:
     """Tokenise new chunks in one call (joined by single spaces, which split nothing else)."""
     for chunk in [c for c in chunks if len(c) > _LONG_CHUNK]:
+        url = _LONG_URL_RE.match(chunk)
+        if url is not None:
+            start = len(chunk) - len(chunk.lstrip("([{<'\""))
+            end = len(chunk.rstrip(_AFTER_URL))
+            if (form := _word_form(chunk[start:end])) is not None:
+                memo[chunk] = ((form, start, end),)
+                continue
         runs = ((_word_form(m.group()), m.start(), m.end()) for m in _WORD_RUN_RE.finditer(chunk))
         memo[chunk] = tuple((form, start, end) for form, start, end in runs if form is not None)
     chunks = [c for c in chunks if len(c) <= _LONG_CHUNK]

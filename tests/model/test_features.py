@@ -188,3 +188,19 @@ def test_a_chunk_longer_than_any_word_is_read_in_word_runs_not_by_spacy(
     assert {"warn", "request_url", "meta", "data", "iam"} <= set(forms)
     words = [t for t in analysis.tokens if t.lower != "<num>"]  # 169, 254: numbers
     assert all(text[t.start : t.end].lower() == t.lower for t in words)
+
+
+@pytest.mark.parametrize("wrap", ["{}", "({}).", "<{}>,", "'{}'"])
+def test_a_long_link_is_one_word_as_spacy_keeps_a_short_one(wrap: str) -> None:
+    # Split into its runs, a 200-character link read as "http", "x", "org", …: four words, so
+    # a text that is only a link escaped the too_short flag and was scored as a request.
+    for link in (
+        "http://x.org/" + "a" * 40,
+        "https://x.org/" + "a" * 200,
+        "www.x.org/" + "b" * 150,
+    ):
+        text = "Bitte " + wrap.format(link) + " prüfen"
+        tokens = analyze(text).tokens
+        assert [t.lower for t in tokens] == ["bitte", link.lower(), "prüfen"], text
+        (url,) = (t for t in tokens if t.lower == link.lower())
+        assert text[url.start : url.end] == link

@@ -191,7 +191,10 @@ def test_awkward_input_gets_a_flagged_suggestion(trained_model: TriageModel, kin
         assert suggestion.outcome == "needs_review"
 
 
-@pytest.mark.parametrize("text", ["hi", "test", "Tetris", "Wartemusik?", "😀", "Hallo,\nGruß"])
+@pytest.mark.parametrize(
+    "text",
+    ["hi", "test", "Tetris", "Wartemusik?", "😀", "Hallo,\nGruß", "http://x.org/" + "a" * 19_980],
+)
 def test_one_word_or_none_goes_to_review(trained_model: TriageModel, text: str) -> None:
     # One word's scores are the model guessing: "test" read as security, "hi" as configurable.
     suggestion = trained_model.suggest(text)
