@@ -306,6 +306,14 @@ def retrain(
     so a second concurrent run is refused before it reads anything.
     """
     registry = Registry(model_dir)
+    if not registry.root.is_dir():
+        # A mistyped --model-dir or TRIAGE_MODEL_DIR would otherwise start a registry of its
+        # own, promote into it and exit 0, while the service goes on serving the old model.
+        raise ArtifactError(
+            f"no model registry at {registry.root} (a mistyped --model-dir or "
+            "TRIAGE_MODEL_DIR?); train a first model there with `triage train`, or create "
+            "the directory to let retraining make the first one"
+        )
     config = config or load_config()
     gate = gate or Gate()
     with retrain_lock(registry.root):

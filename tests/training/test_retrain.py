@@ -116,6 +116,22 @@ def test_dry_run_never_promotes(weak_champion, tmp_path) -> None:
     assert Registry(models).current() == champion
 
 
+def test_a_missing_model_directory_is_refused_and_an_empty_one_gets_a_first_model(
+    weak_champion, tmp_path
+) -> None:
+    # A typo in TRIAGE_MODEL_DIR used to start a registry of its own, promote into it and
+    # exit 0, while the service went on serving the old model.
+    typo = tmp_path / "modles"
+    with pytest.raises(ArtifactError, match="no model registry at .*modles"):
+        retrain(_reviews(ALL[250:300]), typo, [weak_champion[1]])
+    assert not typo.exists()
+    empty = tmp_path / "models"
+    empty.mkdir()
+    result = retrain(_reviews(ALL[250:300]), empty, [weak_champion[1]])
+    assert result.status == "promoted", result.reasons
+    assert Registry(empty).current() == result.challenger_version
+
+
 def test_crash_during_training_leaves_registry_consistent(
     weak_champion, tmp_path, monkeypatch
 ) -> None:
