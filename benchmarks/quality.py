@@ -91,8 +91,19 @@ from training.train import DEFAULT_EVAL, DEFAULT_TRAIN, git_revision  # noqa: E4
 
 # Held-out sets of text the team did not write, reported besides eval: the challenge file,
 # three sets of requests in the styles of public trackers, forums and helpdesks, requests
-# told as stories of something that happened, and a set written after the last model change.
-UNSEEN_SETS = ("unseen", "public", "public2", "public3", "stories", "blind", "blind2", "blind3")
+# told as stories of something that happened, and four sets each written after a model change
+# by new writers who saw only the labelling guide.
+UNSEEN_SETS = (
+    "unseen",
+    "public",
+    "public2",
+    "public3",
+    "stories",
+    "blind",
+    "blind2",
+    "blind3",
+    "blind4",
+)
 # Every optional data file: its option (``--name``), its default file and what it holds.
 OPTIONAL_FILES = {
     "unseen": ("challenge.jsonl", "requests in unseen writing styles, judged besides eval"),
@@ -104,6 +115,7 @@ OPTIONAL_FILES = {
     "blind": ("challenge_blind.jsonl", "public and business channels, written after c829669"),
     "blind2": ("challenge_blind2.jsonl", "a second such set, written after 91d1be8"),
     "blind3": ("challenge_blind3.jsonl", "a third such set, written after 0fe154a"),
+    "blind4": ("challenge_blind4.jsonl", "a fourth such set, written after 94f5c54"),
 }
 
 logger = logging.getLogger(__name__)

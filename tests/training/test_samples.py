@@ -21,6 +21,7 @@ MINIMUMS = {
     "challenge_blind.jsonl": {"n": 120, "lang": 55, "label": 36, "none": 25, "multi": 24},
     "challenge_blind2.jsonl": {"n": 120, "lang": 60, "label": 38, "none": 28, "multi": 29},
     "challenge_blind3.jsonl": {"n": 120, "lang": 60, "label": 40, "none": 27, "multi": 26},
+    "challenge_blind4.jsonl": {"n": 120, "lang": 60, "label": 40, "none": 26, "multi": 28},
 }
 
 
@@ -57,6 +58,7 @@ def test_sample_records_keep_their_extra_fields() -> None:
         ("challenge_blind.jsonl", ["train.jsonl", "eval.jsonl", "challenge_stories.jsonl"]),
         ("challenge_blind2.jsonl", ["train.jsonl", "eval.jsonl", "challenge_blind.jsonl"]),
         ("challenge_blind3.jsonl", ["train.jsonl", "eval.jsonl", "challenge_blind2.jsonl"]),
+        ("challenge_blind4.jsonl", ["train.jsonl", "eval.jsonl", "challenge_blind3.jsonl"]),
     ],
 )
 def test_no_held_out_text_is_a_near_duplicate_of_a_seen_one(held_out: str, seen: list[str]) -> None:
