@@ -21,17 +21,26 @@
   const PAGE_SIZE = 50;
   const SESSION_NAME = "triage.reviewer";
   const SESSION_KEY = "triage.apiKey";
+  // The inbox filters, as the address and the API name them; a missing one is its default.
+  const FILTERS = ["q", "status", "lang", "label", "outcome", "sort"];
+  const FILTER_DEFAULTS = { q: "", status: "pending", lang: "", label: "", outcome: "", sort: "received_at" };
+  const MAX_Q = 200; // the API's limit for q
+  const MAX_PAGE = 1000000; // offset stays far below the API's limit of 10^9
+
+  let searchTimer = 0; // a search being typed is read 300 ms after the last key
 
   const state = {
     config: { api_key_header: "X-API-Key", blind_review_share: 0 },
     model: null, // GET /v1/model
     labels: [],
-    inbox: { rows: [], total: 0, offset: 0, selected: 0 },
+    filters: { ...FILTER_DEFAULTS }, // the filters the inbox list was (or is being) read with
+    inbox: { rows: [], total: 0, offset: 0, selected: 0, loads: 0, latest: null },
     order: [], // request ids in the current inbox order, for next / previous
     current: null, // GET /v1/requests/{id}
     decision: null, // { labels: Set, outcomeTouched: bool }
     hidden: new Set(), // labels whose highlights are switched off in the legend
     busy: false,
+    routed: null, // the address route() last handled (hashchange and popstate both report it)
   };
 
   // --- small DOM helpers (text only) ------------------------------------------------------
@@ -239,9 +248,101 @@
     state.view = name;
   }
 
+  // The address is "#/<view>[/<id>][?<inbox filters and page>]". The inbox and a request
+  // opened from it carry the filters, sort and page, so a reload, Back / Forward or a link
+  // shared with someone shows the same list (and places the request in it).
+  function splitHash(hash) {
+    const cut = hash.indexOf("?");
+    return cut < 0 ? { path: hash, query: "" } : { path: hash.slice(0, cut), query: hash.slice(cut + 1) };
+  }
+
+  function hasOption(select, value) {
+    return [...select.options].some((option) => option.value === value);
+  }
+
+  // Filters and offset from an address's query; whatever is not valid falls back to its default.
+  function parseContext(query) {
+    const params = new URLSearchParams(query);
+    const filters = { ...FILTER_DEFAULTS };
+    for (const name of FILTERS) {
+      if (!params.has(name)) continue;
+      let value = params.get(name);
+      if (name === "q") {
+        value = value.trim();
+        if (value.length <= MAX_Q && !value.includes("\u0000")) filters.q = value;
+        continue;
+      }
+      if (name === "status" && value === "all") value = "";
+      if (hasOption($(`f-${name}`), value)) filters[name] = value;
+    }
+    const page = params.get("page") || "";
+    const number = /^[1-9]\d{0,6}$/.test(page) ? Math.min(Number(page), MAX_PAGE) : 1;
+    return { filters, offset: (number - 1) * PAGE_SIZE };
+  }
+
+  function contextQuery(filters = state.filters, offset = state.inbox.offset) {
+    const params = new URLSearchParams();
+    for (const name of FILTERS) {
+      const value = filters[name];
+      if (value !== FILTER_DEFAULTS[name]) params.set(name, name === "status" && value === "" ? "all" : value);
+    }
+    const page = Math.floor(offset / PAGE_SIZE) + 1;
+    if (page > 1) params.set("page", String(page));
+    const query = params.toString();
+    return query ? `?${query}` : "";
+  }
+
+  const inboxHash = () => `#/inbox${contextQuery()}`;
+  const requestHash = (id) => `#/request/${id}${contextQuery()}`;
+
+  // Address changes the page makes itself: no hashchange, so no second route().
+  function setHash(hash, { push = false } = {}) {
+    if (hash !== location.hash) {
+      history[push ? "pushState" : "replaceState"](history.state, "", hash);
+      state.routed = location.hash;
+    }
+    syncLinks();
+  }
+
+  function syncLinks() {
+    const inbox = inboxHash();
+    for (const link of document.querySelectorAll("a.back, [data-nav='inbox']")) link.setAttribute("href", inbox);
+  }
+
+  // The address of what is shown, once the list it names was read (a page past the end
+  // became the last page): only while the address still names that view. A request's
+  // address is set as it opens (openRequest), not by the list a step reads before leaving it.
+  function syncUrl() {
+    const { path } = splitHash(location.hash);
+    if (state.view === "inbox" && path === "#/inbox") setHash(inboxHash());
+    else if (state.view === "request" && state.current && path === `#/request/${state.current.id}`) setHash(requestHash(state.current.id));
+    else syncLinks();
+  }
+
+  // Takes the inbox filters and page from an address; a different list forgets the one read.
+  function applyContext(query) {
+    const { filters, offset } = parseContext(query);
+    clearTimeout(searchTimer);
+    for (const name of FILTERS) $(`f-${name}`).value = filters[name];
+    const same = FILTERS.every((name) => filters[name] === state.filters[name]) && offset === state.inbox.offset;
+    state.filters = filters;
+    state.inbox.offset = offset;
+    if (!same) {
+      state.order = [];
+      state.inbox.rows = [];
+      state.inbox.selected = 0;
+    }
+  }
+
+  function onAddressChange() {
+    if (location.hash !== state.routed) route();
+  }
+
   async function route() {
+    state.routed = location.hash;
     const hash = location.hash || "#/inbox";
-    const [, view, arg] = hash.split("/");
+    const { path, query } = splitHash(hash);
+    const [, view, arg] = path.split("/");
     if (view === "try") { setView("try"); return; }
     if (view === "model") { setView("model"); loadModelPage(); return; }
     if (!signedIn()) {
@@ -251,11 +352,13 @@
       $("login-name").focus();
       return;
     }
-    if (view === "login") { location.hash = "#/inbox"; return; }
+    if (view === "login") { location.hash = inboxHash(); return; }
     if (view === "request") {
       setView("request");
       // Ids are 1, 2, 3, …: anything else would only earn the API's validation message.
       if (/^[1-9]\d{0,14}$/.test(arg || "")) {
+        applyContext(query);
+        setHash(requestHash(Number(arg)));
         await openRequest(Number(arg));
         return;
       }
@@ -265,6 +368,8 @@
       showError($("req-error"), `There is no request “${arg || ""}”: requests are numbered 1, 2, 3, …`);
       return;
     }
+    applyContext(view === "inbox" ? query : "");
+    setHash(inboxHash());
     setView("inbox");
     setBusy(false);
     await loadInbox();
@@ -272,41 +377,71 @@
 
   // --- inbox ----------------------------------------------------------------------------------
 
-  function filterQuery() {
+  function filterQuery(filters = state.filters) {
     const params = new URLSearchParams();
-    for (const name of ["q", "status", "lang", "label", "outcome", "sort"]) {
-      const value = $(`f-${name}`).value.trim();
-      if (value) params.set(name, value);
+    for (const name of FILTERS) {
+      if (filters[name]) params.set(name, filters[name]);
     }
     return params;
   }
 
+  // The filters as the form shows them, taken as the list's (a search box being typed in too).
+  function commitFilters() {
+    const filters = {};
+    for (const name of FILTERS) filters[name] = $(`f-${name}`).value.trim();
+    state.filters = filters;
+  }
+
+  async function fetchPage(filters, offset) {
+    const params = filterQuery(filters);
+    params.set("limit", String(PAGE_SIZE));
+    params.set("offset", String(offset));
+    const response = await api(`/v1/requests?${params}`, { raw: true });
+    const rows = await response.json();
+    return { rows, total: Number(response.headers.get("X-Total-Count") || rows.length) };
+  }
+
+  function setPage(offset, { rows, total }) {
+    state.inbox.offset = offset;
+    state.inbox.rows = rows;
+    state.inbox.total = total;
+    state.order = rows.map((row) => row.id);
+    state.inbox.selected = Math.min(state.inbox.selected, Math.max(rows.length - 1, 0));
+  }
+
   // Loads and shows the inbox page at state.inbox.offset; returns why it could not (null when
   // it could), so a caller outside the inbox view can say so where the reviewer is looking.
-  async function loadInbox() {
+  // Only the latest of overlapping loads (a filter changed, Back pressed meanwhile) is shown:
+  // an earlier answer arriving last would show a list the filters and page do not name.
+  function loadInbox() {
+    state.inbox.latest = readInbox(++state.inbox.loads);
+    return state.inbox.latest;
+  }
+
+  async function readInbox(load) {
     const error = $("inbox-error");
     error.hidden = true;
-    const params = filterQuery();
-    params.set("limit", String(PAGE_SIZE));
-    params.set("offset", String(state.inbox.offset));
-    let response;
+    const filters = state.filters;
+    const offset = state.inbox.offset;
+    let page;
     try {
-      response = await api(`/v1/requests?${params}`, { raw: true });
+      page = await fetchPage(filters, offset);
     } catch (err) {
+      if (load !== state.inbox.loads) return state.inbox.latest;
       showError(error, err);
       return err;
     }
-    const rows = await response.json();
-    if (!rows.length && state.inbox.offset > 0) {
-      // Deciding the last requests of a later page empties it: show the page before.
-      state.inbox.offset = Math.max(0, state.inbox.offset - PAGE_SIZE);
+    if (load !== state.inbox.loads) return state.inbox.latest;
+    if (!page.rows.length && offset > 0) {
+      // Deciding the last requests of a later page empties it, and an address may name a page
+      // past the end: show the last page there is.
+      const last = page.total > 0 ? Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE : 0;
+      state.inbox.offset = last < offset ? last : Math.max(0, offset - PAGE_SIZE);
       return loadInbox();
     }
-    state.inbox.rows = rows;
-    state.inbox.total = Number(response.headers.get("X-Total-Count") || rows.length);
-    state.order = rows.map((row) => row.id);
-    state.inbox.selected = Math.min(state.inbox.selected, Math.max(rows.length - 1, 0));
+    setPage(offset, page);
     renderInbox();
+    if (state.view === "inbox") syncUrl(); else syncLinks();
     return null;
   }
 
@@ -321,7 +456,7 @@
         {
           "data-id": row.id,
           "aria-selected": i === state.inbox.selected ? "true" : "false",
-          onclick: () => { location.hash = `#/request/${row.id}`; },
+          onclick: () => { location.hash = requestHash(row.id); },
         },
         el("td", { class: "c-id" }, `#${row.id}`),
         el("td", { class: "c-received" }, fmtTime(row.received_at)),
@@ -329,7 +464,7 @@
         el(
           "td",
           { class: "snippet" },
-          el("a", { href: `#/request/${row.id}` }, title),
+          el("a", { href: requestHash(row.id) }, title),
           el("span", { class: "preview" }, row.title ? row.text : row.text.slice(title.length)),
         ),
         el("td", { class: "c-outcome" }, hide ? el("span", { class: "chip blind" }, "blind review") : outcomeCell(row)),
@@ -598,6 +733,14 @@
     $("req-body").hidden = false;
     state.current = request;
     setBusy(false);
+    resetDecision(request);
+    syncUrl();
+    $("main").focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  }
+
+  // The decision as the request is stored (its review, else the suggestion unless blind).
+  function resetDecision(request) {
     const reviewed = request.review;
     state.decision = {
       labels: new Set(reviewed ? reviewed.labels : isBlind(request) ? [] : request.suggested_labels),
@@ -606,8 +749,6 @@
     };
     $("decide-comment").value = reviewed && reviewed.comment ? reviewed.comment : "";
     renderRequest();
-    $("main").focus({ preventScroll: true });
-    window.scrollTo(0, 0);
   }
 
   function renderRequest() {
@@ -686,7 +827,7 @@
     const links = clear($("req-demand-links"));
     for (const link of request.earlier_similar || []) {
       const other = link.cross_language ? `, ${link.lang.toUpperCase()}` : "";
-      links.append(el("li", {}, el("a", { href: `#/request/${link.id}` }, `#${link.id}`), ` (${link.similarity.toFixed(2)}${other})`));
+      links.append(el("li", {}, el("a", { href: requestHash(link.id) }, `#${link.id}`), ` (${link.similarity.toFixed(2)}${other})`));
     }
   }
 
@@ -796,11 +937,11 @@
     const next = await nextPending(request.id);
     if (next) {
       toast(message);
-      location.hash = `#/request/${next}`;
+      location.hash = requestHash(next);
     } else {
       toast(`${message} All pending requests are decided.`);
       state.inbox.offset = 0;
-      location.hash = "#/inbox";
+      location.hash = inboxHash();
     }
   }
 
@@ -853,7 +994,7 @@
       target = delta > 0 ? state.order[0] : state.order[state.order.length - 1];
       state.inbox.selected = Math.max(0, state.order.indexOf(target));
     }
-    if (target !== undefined) location.hash = `#/request/${target}`;
+    if (target !== undefined) location.hash = requestHash(target);
   }
 
   // --- try a request --------------------------------------------------------------------------
@@ -1000,12 +1141,12 @@
     if (key === "j" || (key === "ArrowRight" && inRequest) || (key === "ArrowDown" && state.view === "inbox")) step(1);
     else if (key === "k" || (key === "ArrowLeft" && inRequest) || (key === "ArrowUp" && state.view === "inbox")) step(-1);
     else if (key === "Enter" && state.view === "inbox" && state.inbox.rows.length && !(target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement)) {
-      location.hash = `#/request/${state.inbox.rows[state.inbox.selected].id}`;
+      location.hash = requestHash(state.inbox.rows[state.inbox.selected].id);
     } else if (key === "a" && inRequest) submitReview(true);
     else if (key === "s" && inRequest) submitReview(false);
     else if (key === "c" && inRequest) $("decide-comment").focus();
     else if (/^[1-9]$/.test(key) && inRequest && state.labels[Number(key) - 1]) toggleLabel(state.labels[Number(key) - 1]);
-    else if ((key === "Escape" || key === "i") && state.view !== "login") location.hash = "#/inbox";
+    else if ((key === "Escape" || key === "i") && state.view !== "login") location.hash = inboxHash();
     else if (key === "t") location.hash = "#/try";
     else if (key === "m") location.hash = "#/model";
     else handled = false;
@@ -1013,6 +1154,26 @@
   }
 
   // --- start ------------------------------------------------------------------------------------
+
+  // A filter, the sort or the page chosen: a new address, so Back goes to the list before.
+  // Typing a search only rewrites the current one: Back does not step through every word.
+  function refilter({ push }) {
+    clearTimeout(searchTimer);
+    commitFilters();
+    state.inbox.offset = 0;
+    state.inbox.selected = 0;
+    setHash(inboxHash(), { push });
+    loadInbox();
+  }
+
+  function turnPage(delta) {
+    const offset = Math.max(0, state.inbox.offset + delta * PAGE_SIZE);
+    if (offset === state.inbox.offset) return;
+    state.inbox.offset = offset;
+    state.inbox.selected = 0;
+    setHash(inboxHash(), { push: true });
+    loadInbox();
+  }
 
   async function start() {
     try {
@@ -1027,14 +1188,15 @@
     renderWho();
     $("login-form").addEventListener("submit", onLogin);
     $("sign-out").addEventListener("click", () => signOut());
-    const refilter = () => { state.inbox.offset = 0; state.inbox.selected = 0; loadInbox(); };
-    let typing = null;
-    $("filters").addEventListener("change", (e) => { if (e.target.id !== "f-q") refilter(); });
-    $("f-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(refilter, 300); });
+    $("filters").addEventListener("change", (e) => { if (e.target.id !== "f-q") refilter({ push: true }); });
+    $("f-q").addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => refilter({ push: false }), 300);
+    });
     $("filters").addEventListener("submit", (e) => e.preventDefault());
     $("inbox-refresh").addEventListener("click", loadInbox);
-    $("page-prev").addEventListener("click", () => { state.inbox.offset = Math.max(0, state.inbox.offset - PAGE_SIZE); loadInbox(); });
-    $("page-next").addEventListener("click", () => { state.inbox.offset += PAGE_SIZE; loadInbox(); });
+    $("page-prev").addEventListener("click", () => turnPage(-1));
+    $("page-next").addEventListener("click", () => turnPage(1));
     $("req-prev").addEventListener("click", () => step(-1));
     $("req-next").addEventListener("click", () => step(1));
     $("btn-accept").addEventListener("click", () => submitReview(true));
@@ -1045,7 +1207,10 @@
     });
     $("try-form").addEventListener("submit", onTry);
     document.addEventListener("keydown", onKey);
-    window.addEventListener("hashchange", route);
+    // Back / Forward between addresses the page set itself report a popstate, and a hashchange
+    // too when the part after # differs; links and typed addresses a hashchange: route once.
+    window.addEventListener("hashchange", onAddressChange);
+    window.addEventListener("popstate", onAddressChange);
     await route();
     document.body.dataset.ready = "true";
   }

@@ -115,7 +115,8 @@ def open_page(browser: Any) -> Iterator[Callable[..., tuple[Any, Watch]]]:
 
 
 def wait_for_request(page: Any, request_id: int) -> None:
-    page.wait_for_url(re.compile(rf"#/request/{request_id}$"))
+    # The address may carry the inbox filters and page the request was opened from.
+    page.wait_for_url(re.compile(rf"#/request/{request_id}(\?[^#]*)?$"))
     page.wait_for_function(
         "id => document.getElementById('req-h').textContent === `Request #${id}`", arg=request_id
     )
@@ -578,3 +579,145 @@ def test_a_failed_try_hides_the_last_result_and_says_what_failed(
     error.wait_for(state="visible")
     assert "so there is no suggestion" in error.inner_text()
     assert page.locator("#try-result").is_hidden()  # not the 2FA text's result under this one
+
+
+def listed(page: Any) -> list[int]:
+    rows = page.locator("#inbox-rows tr")
+    return [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.id)")]
+
+
+def wait_for_list(page: Any, ids: list[int]) -> None:
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('#inbox-rows tr')]"
+        ".map(r => Number(r.dataset.id))) === JSON.stringify(ids)",
+        arg=ids,
+    )
+
+
+def review_by_api(server: ThreadedServer, request_id: int) -> None:
+    body = {"labels": ["msp_configurable"], "reviewer": "Someone Else"}
+    response = httpx.post(
+        f"{server.url}/v1/requests/{request_id}/review", json=body, headers=AUTH, timeout=30
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_inbox_filters_live_in_the_address(
+    start_web: Callable[..., ThreadedServer],
+    open_page: Callable[..., tuple[Any, Watch]],
+    browser: Any,
+) -> None:
+    server = start_web()
+    de, en = intake(server, GERMAN), intake(server, ENGLISH)
+    second = {
+        **ENGLISH,
+        "title": "Hold music for the second hotline",
+        "text": "Please let us change the hold music of our second hotline queue ourselves.",
+        "received_at": "2025-01-14T11:30:00Z",
+    }
+    en2 = intake(server, second)
+    review_by_api(server, en["id"])
+    page, watch = open_page(server)
+    wait_for_list(page, [en2["id"], de["id"]])  # pending, newest first
+
+    # Each filter chosen is an address of its own; a search rewrites the current one.
+    page.get_by_label("Language").select_option("en")
+    page.wait_for_url(re.compile(r"#/inbox\?lang=en$"))
+    wait_for_list(page, [en2["id"]])
+    page.get_by_label("Status").select_option("")  # All
+    page.wait_for_url(re.compile(r"#/inbox\?status=all&lang=en$"))
+    wait_for_list(page, [en2["id"], en["id"]])
+    page.get_by_label("Search").fill("second hotline")
+    page.wait_for_url(re.compile(r"#/inbox\?q=second\+hotline&status=all&lang=en$"))
+    wait_for_list(page, [en2["id"]])
+
+    # A reload shows the same list, with the form as it was.
+    page.reload()
+    wait_for_list(page, [en2["id"]])
+    assert page.get_by_label("Search").input_value() == "second hotline"
+    assert page.get_by_label("Status").input_value() == ""
+    assert page.get_by_label("Language").input_value() == "en"
+
+    # Back undoes one filter at a time (not the search word by word); Forward redoes it.
+    page.go_back()
+    page.wait_for_url(re.compile(r"#/inbox\?lang=en$"))
+    wait_for_list(page, [en2["id"]])
+    assert page.get_by_label("Status").input_value() == "pending"
+    assert page.get_by_label("Search").input_value() == ""
+    page.go_back()
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    wait_for_list(page, [en2["id"], de["id"]])
+    assert page.get_by_label("Language").input_value() == ""
+    page.go_forward()
+    page.wait_for_url(re.compile(r"#/inbox\?lang=en$"))
+    wait_for_list(page, [en2["id"]])
+
+    # A request opened from the list keeps it: its address names the list, "← Inbox" and Back
+    # come back to it.
+    page.locator(f"#inbox-rows tr[data-id='{en2['id']}']").get_by_role("link").click()
+    page.wait_for_url(re.compile(rf"#/request/{en2['id']}\?lang=en$"))
+    wait_for_request(page, en2["id"])
+    assert page.locator("#req-pos").inner_text() == "1 of 1"
+    page.get_by_role("link", name="← Inbox").click()
+    page.wait_for_url(re.compile(r"#/inbox\?lang=en$"))
+    wait_for_list(page, [en2["id"]])
+
+    # Values no form offers fall back to the defaults, and the address says what is shown; a
+    # page past the end shows the last page there is.
+    junk = "status=bogus&lang=xx&label=nope&outcome=%3Cb%3E&sort=random&page=-3&q=" + "x" * 201
+    page.goto(f"{server.url}/#/inbox?{junk}")
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    wait_for_list(page, [en2["id"], de["id"]])
+    for name, value in [
+        ("status", "pending"),
+        ("lang", ""),
+        ("label", ""),
+        ("outcome", ""),
+        ("sort", "received_at"),
+        ("q", ""),
+    ]:
+        assert page.locator(f"#f-{name}").input_value() == value, name
+    page.goto(f"{server.url}/#/inbox?lang=de&page=99999")
+    page.wait_for_url(re.compile(r"#/inbox\?lang=de$"))
+    wait_for_list(page, [de["id"]])
+    assert page.locator("#inbox-error").is_hidden()
+    watch.assert_clean(page)
+
+    # A link to a filtered view, shared with a reviewer not yet signed in, shows that view.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    context.set_default_timeout(15_000)
+    try:
+        other = context.new_page()
+        other.goto(f"{server.url}/#/inbox?status=reviewed&lang=en")
+        other.get_by_label("Reviewer name").fill(REVIEWER)
+        other.get_by_label("API key").fill(API_KEY)
+        other.get_by_role("button", name="Sign in").click()
+        other.wait_for_url(re.compile(r"#/inbox\?status=reviewed&lang=en$"))
+        wait_for_list(other, [en["id"]])
+        assert other.get_by_label("Status").input_value() == "reviewed"
+    finally:
+        context.close()
+
+
+def test_an_inbox_answer_overtaken_by_a_newer_one_is_not_shown(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    de, en = intake(server, GERMAN), intake(server, ENGLISH)
+    page, watch = open_page(server)
+    wait_for_list(page, [de["id"], en["id"]])
+    held: list[Any] = []
+    page.route(
+        "**/v1/requests?*lang=en*", lambda route: held.append(route)
+    )  # the English list: answered late
+    page.get_by_label("Language").select_option("en")
+    page.get_by_label("Language").select_option("de")  # changed again before it came
+    wait_for_list(page, [de["id"]])
+    assert len(held) == 1
+    with page.expect_response(lambda response: "lang=en" in response.url):
+        held[0].continue_()
+    page.wait_for_timeout(300)
+    assert listed(page) == [de["id"]]  # what the filter says, not the answer that came last
+    assert page.get_by_label("Language").input_value() == "de"
+    assert page.url.endswith("#/inbox?lang=de")
+    watch.assert_clean(page)
