@@ -34,7 +34,9 @@
     model: null, // GET /v1/model
     labels: [],
     filters: { ...FILTER_DEFAULTS }, // the filters the inbox list was (or is being) read with
-    inbox: { rows: [], total: 0, offset: 0, selected: 0, loads: 0, latest: null },
+    // freshFor: the request a navigation just read the inbox page for (it need not be read
+    // again to place that request); unread: the page could not be read for the request shown.
+    inbox: { rows: [], total: 0, offset: 0, selected: 0, loads: 0, latest: null, freshFor: null, unread: false },
     order: [], // request ids in the current inbox order, for next / previous
     current: null, // GET /v1/requests/{id}
     decision: null, // { labels: Set, outcomeTouched: bool }
@@ -331,6 +333,7 @@
       state.order = [];
       state.inbox.rows = [];
       state.inbox.selected = 0;
+      state.inbox.freshFor = null;
     }
   }
 
@@ -715,21 +718,25 @@
     if (!state.labels.length) {
       try { await loadModel(); } catch (_) { /* submitReview refuses and says why */ }
     }
-    if (!state.order.length) {
-      try { await loadInbox(); } catch (_) { /* the list only feeds next / previous */ }
-    }
+    // The inbox page is read again with the request (unless the step here just read it), so
+    // its place is told from the list as it is now: a request decided or changed meanwhile
+    // may have left it, and an old list would give it a number it no longer has.
+    const listing = state.inbox.freshFor === id ? Promise.resolve(null) : loadInbox();
+    state.inbox.freshFor = null;
     let request;
     try {
       request = await api(`/v1/requests/${id}`);
     } catch (err) {
       // Missing or erased: show why, and nothing a key could act on. The request shown
       // before must not stay current, or "accept" would review it under this one's address.
+      await listing;
       state.current = null;
       $("req-body").hidden = true;
       setBusy(false);
       showError(error, err);
       return;
     }
+    state.inbox.unread = Boolean(await listing);
     $("req-body").hidden = false;
     state.current = request;
     setBusy(false);
@@ -805,11 +812,30 @@
     }
     renderDecision();
 
-    // Position in the whole filtered inbox: next / previous go on across its pages.
-    const pos = state.order.indexOf(request.id);
+    renderPosition();
+  }
+
+  // Position in the whole filtered inbox: next / previous go on across its pages. A request
+  // the inbox page does not hold (a link, an id, a request decided meanwhile) gets no number,
+  // but a note, and next / previous are off: there is no list to step through from it.
+  function renderPosition() {
+    const request = state.current;
+    const pos = state.inbox.unread ? -1 : state.order.indexOf(request.id);
     const offset = state.inbox.offset;
     const total = Math.max(state.inbox.total, state.order.length);
-    $("req-pos").textContent = pos >= 0 ? `${offset + pos + 1} of ${total}` : "";
+    const node = $("req-pos");
+    node.classList.toggle("off-list", pos < 0);
+    if (pos >= 0) {
+      node.textContent = `${offset + pos + 1} of ${total}`;
+      node.removeAttribute("title");
+      state.inbox.selected = pos; // back in the inbox, this request is the selected row
+    } else if (state.inbox.unread) {
+      node.textContent = "Place in the inbox unknown";
+      node.title = "The inbox list could not be read, so next and previous are off.";
+    } else {
+      node.textContent = total > state.order.length ? "Not on the current inbox page" : "Not in the current inbox list";
+      node.title = "This request is not in the inbox list its filters and page show (the address names them), so next and previous are off. Go back to the inbox to move through the list.";
+    }
     $("req-prev").disabled = pos < 0 || offset + pos <= 0;
     $("req-next").disabled = pos < 0 || offset + pos >= total - 1;
   }
@@ -937,6 +963,7 @@
     const next = await nextPending(request.id);
     if (next) {
       toast(message);
+      state.inbox.freshFor = next; // nextPending read the inbox page just now
       location.hash = requestHash(next);
     } else {
       toast(`${message} All pending requests are decided.`);
@@ -976,7 +1003,7 @@
 
   async function step(delta) {
     if (state.view === "inbox") { moveSelection(delta); return; }
-    if (state.view !== "request" || !state.current || state.busy) return;
+    if (state.view !== "request" || !state.current || state.busy || state.inbox.unread) return;
     const pos = state.order.indexOf(state.current.id);
     if (pos < 0) return;
     let target = state.order[pos + delta];
@@ -993,6 +1020,7 @@
       }
       target = delta > 0 ? state.order[0] : state.order[state.order.length - 1];
       state.inbox.selected = Math.max(0, state.order.indexOf(target));
+      state.inbox.freshFor = target;
     }
     if (target !== undefined) location.hash = requestHash(target);
   }

@@ -699,6 +699,57 @@ def test_inbox_filters_live_in_the_address(
         context.close()
 
 
+def test_a_request_off_the_inbox_list_gets_no_number_but_a_note(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    older = intake(server, ENGLISH)
+    newer = intake(server, GERMAN)
+    oldest = intake(server, {**ENGLISH, "received_at": "2025-01-14T08:30:00Z"})
+    page, watch = open_page(server)
+    wait_for_list(page, [newer["id"], older["id"], oldest["id"]])
+    position = page.locator("#req-pos")
+
+    # Decided by someone else while this inbox was on screen: it left the pending list, so
+    # it has no place in it, whatever the list on screen still showed.
+    review_by_api(server, older["id"])
+    page.locator(f"#inbox-rows tr[data-id='{older['id']}']").get_by_role("link").click()
+    wait_for_request(page, older["id"])
+    assert position.inner_text() == "Not in the current inbox list"
+    assert page.get_by_role("button", name="Next →").is_disabled()
+    assert page.get_by_role("button", name="← Previous").is_disabled()
+    page.keyboard.press("j")  # no list to step through from here
+    page.wait_for_timeout(300)
+    assert page.locator("#req-h").inner_text() == f"Request #{older['id']}"
+
+    # By a direct link: a request in the list gets its place as the list is now ...
+    page.goto(f"{server.url}/#/request/{oldest['id']}")
+    wait_for_request(page, oldest["id"])
+    assert position.inner_text() == "2 of 2"
+    # ... one outside it the note; in the list its address names, its place there.
+    page.goto(f"{server.url}/#/request/{older['id']}")
+    wait_for_request(page, older["id"])
+    page.wait_for_function("() => document.getElementById('req-pos').textContent.startsWith('Not')")
+    assert position.inner_text() == "Not in the current inbox list"
+    page.goto(f"{server.url}/#/request/{older['id']}?status=reviewed")
+    page.wait_for_function("() => document.getElementById('req-pos').textContent === '1 of 1'")
+    watch.assert_clean(page)
+
+    # The inbox cannot be read: no place is given rather than the old one.
+    problem = {"title": "Service unavailable", "status": 503, "detail": "The inbox store is busy."}
+    page.route(
+        "**/v1/requests?*",
+        lambda route: route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(problem)
+        ),
+    )
+    page.goto(f"{server.url}/#/request/{newer['id']}?status=reviewed")
+    wait_for_request(page, newer["id"])
+    page.wait_for_function("() => document.getElementById('req-pos').textContent !== '1 of 1'")
+    assert position.inner_text() == "Place in the inbox unknown"
+    assert page.get_by_role("button", name="Next →").is_disabled()
+
+
 def test_an_inbox_answer_overtaken_by_a_newer_one_is_not_shown(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
