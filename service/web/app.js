@@ -40,6 +40,9 @@
     order: [], // request ids in the current inbox order, for next / previous
     current: null, // GET /v1/requests/{id}
     decision: null, // { labels: Set, outcomeTouched: bool }
+    baseline: null, // the decision as the request was opened: what "unsaved" compares with
+    drafts: new Map(), // request id -> unsaved decision left behind in this tab
+    restored: false, // the decision shown is a draft brought back
     hidden: new Set(), // labels whose highlights are switched off in the legend
     busy: false,
     routed: null, // the address route() last handled (hashchange and popstate both report it)
@@ -346,6 +349,7 @@
     const hash = location.hash || "#/inbox";
     const { path, query } = splitHash(hash);
     const [, view, arg] = path.split("/");
+    if (state.view === "request" && state.current) leaveRequest(view === "request" ? arg : null);
     if (view === "try") { setView("try"); return; }
     if (view === "model") { setView("model"); loadModelPage(); return; }
     if (!signedIn()) {
@@ -472,7 +476,12 @@
         ),
         el("td", { class: "c-outcome" }, hide ? el("span", { class: "chip blind" }, "blind review") : outcomeCell(row)),
         el("td", { class: "c-labels" }, ...(hide ? [] : row.labels.map(labelChip))),
-        el("td", { class: "c-status" }, el("span", { class: `chip status-${row.status}` }, row.status)),
+        el(
+          "td",
+          { class: "c-status" },
+          el("span", { class: `chip status-${row.status}` }, row.status),
+          state.drafts.has(row.id) ? el("span", { class: "chip draft", title: "Changes not saved yet: open the request to save or discard them" }, "unsaved draft") : null,
+        ),
       );
       body.append(tr);
     });
@@ -734,6 +743,7 @@
       $("req-body").hidden = true;
       setBusy(false);
       showError(error, err);
+      if (err.status === 404 || err.status === 410) state.drafts.delete(id);
       return;
     }
     state.inbox.unread = Boolean(await listing);
@@ -741,6 +751,15 @@
     state.current = request;
     setBusy(false);
     resetDecision(request);
+    const draft = state.drafts.get(id);
+    if (draft) {
+      // Left unsaved earlier in this tab: bring it back, marked as not saved.
+      state.decision = { labels: new Set(draft.labels), outcome: draft.outcome, outcomeTouched: draft.outcomeTouched };
+      $("decide-comment").value = draft.comment;
+      state.restored = true;
+      renderDecision();
+    }
+    renderDraftNote();
     syncUrl();
     $("main").focus({ preventScroll: true });
     window.scrollTo(0, 0);
@@ -755,7 +774,70 @@
       outcomeTouched: Boolean(reviewed && reviewed.outcome),
     };
     $("decide-comment").value = reviewed && reviewed.comment ? reviewed.comment : "";
+    state.restored = false;
     renderRequest();
+    state.baseline = snapshot();
+  }
+
+  // --- unsaved decisions ------------------------------------------------------------------------
+  //
+  // Leaving a request with changes not saved (J / K, a link, Back, the inbox) keeps them as a
+  // draft in this tab instead of asking first: reviewers step away on purpose too (to read an
+  // earlier similar request, then come back), and a dialog on every J would break the keyboard
+  // flow. A toast says the changes are not saved, the inbox marks the request, and opening it
+  // again brings them back. Only closing or reloading the tab would lose drafts: the browser
+  // asks first (beforeunload); signing out asks too.
+
+  function snapshot() {
+    return {
+      labels: state.labels.filter((label) => state.decision.labels.has(label)),
+      outcome: $("decide-outcome").value,
+      outcomeTouched: state.decision.outcomeTouched,
+      comment: $("decide-comment").value,
+    };
+  }
+
+  function unsaved() {
+    if (state.view !== "request" || !state.current || !state.decision || !state.baseline) return false;
+    const now = snapshot();
+    const was = state.baseline;
+    return now.labels.join(" ") !== was.labels.join(" ") || now.outcome !== was.outcome || now.comment.trim() !== was.comment.trim();
+  }
+
+  function renderDraftNote() {
+    const dirty = unsaved();
+    $("req-draft-text").textContent = state.restored && dirty
+      ? "Unsaved changes from earlier in this tab, brought back: not saved yet."
+      : "Unsaved changes: not saved yet.";
+    show($("req-draft"), dirty);
+  }
+
+  // Called as the address moves away from the request shown (to `next`, an id, or elsewhere).
+  function leaveRequest(next) {
+    const id = state.current.id;
+    if (!unsaved()) {
+      state.drafts.delete(id);
+      return;
+    }
+    state.drafts.set(id, snapshot());
+    if (String(next) !== String(id)) toast(`Your changes to #${id} are not saved: kept as a draft in this tab. Open #${id} again to save them.`);
+  }
+
+  function discardDraft() {
+    if (!state.current) return;
+    state.drafts.delete(state.current.id);
+    resetDecision(state.current);
+    renderDraftNote();
+  }
+
+  function draftCount() {
+    return state.drafts.size + (unsaved() && !state.drafts.has(state.current.id) ? 1 : 0);
+  }
+
+  function onBeforeUnload(event) {
+    if (!draftCount()) return;
+    event.preventDefault();
+    event.returnValue = ""; // older browsers ask only when a value is set
   }
 
   function renderRequest() {
@@ -907,6 +989,7 @@
     if (labels.has(label)) labels.delete(label); else labels.add(label);
     const focused = document.activeElement && document.activeElement.closest("#label-toggles");
     renderDecision();
+    renderDraftNote();
     // The buttons are built anew: give the focus back to the same one.
     if (focused) $("label-toggles").querySelector(`[data-label="${label}"]`).focus();
   }
@@ -939,12 +1022,20 @@
     } catch (err) {
       if (err.status === 410 || err.status === 404) {
         // Erased (or gone) meanwhile: its words must not stay on screen, nor keys act on it.
+        state.drafts.delete(request.id);
         state.current = null;
         $("req-body").hidden = true;
       }
       showError($("req-error"), err);
       setBusy(false);
       return;
+    }
+    // Saved: what is on screen is no longer a change to keep or warn about.
+    state.drafts.delete(request.id);
+    if (state.current === request) {
+      state.baseline = snapshot();
+      state.restored = false;
+      renderDraftNote();
     }
     // Stays busy until the next request is shown (openRequest) or the inbox is: a second
     // "accept" meanwhile would review this request again.
@@ -1203,6 +1294,14 @@
     loadInbox();
   }
 
+  function onSignOut() {
+    const count = draftCount();
+    if (count && !window.confirm(`Sign out and lose your unsaved changes to ${count} request(s)?`)) return;
+    if (state.current) state.baseline = snapshot(); // what is on screen is given up too
+    state.drafts.clear();
+    signOut();
+  }
+
   async function start() {
     try {
       state.config = await api("/v1/web/config");
@@ -1215,7 +1314,7 @@
     }
     renderWho();
     $("login-form").addEventListener("submit", onLogin);
-    $("sign-out").addEventListener("click", () => signOut());
+    $("sign-out").addEventListener("click", onSignOut);
     $("filters").addEventListener("change", (e) => { if (e.target.id !== "f-q") refilter({ push: true }); });
     $("f-q").addEventListener("input", () => {
       clearTimeout(searchTimer);
@@ -1229,16 +1328,20 @@
     $("req-next").addEventListener("click", () => step(1));
     $("btn-accept").addEventListener("click", () => submitReview(true));
     $("btn-save").addEventListener("click", () => submitReview(false));
+    $("draft-discard").addEventListener("click", discardDraft);
     $("decide-outcome").addEventListener("change", (e) => {
       state.decision.outcome = e.target.value;
       state.decision.outcomeTouched = true;
+      renderDraftNote();
     });
+    $("decide-comment").addEventListener("input", renderDraftNote);
     $("try-form").addEventListener("submit", onTry);
     document.addEventListener("keydown", onKey);
     // Back / Forward between addresses the page set itself report a popstate, and a hashchange
     // too when the part after # differs; links and typed addresses a hashchange: route once.
     window.addEventListener("hashchange", onAddressChange);
     window.addEventListener("popstate", onAddressChange);
+    window.addEventListener("beforeunload", onBeforeUnload);
     await route();
     document.body.dataset.ready = "true";
   }

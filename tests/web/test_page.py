@@ -750,6 +750,62 @@ def test_a_request_off_the_inbox_list_gets_no_number_but_a_note(
     assert page.get_by_role("button", name="Next →").is_disabled()
 
 
+def test_unsaved_changes_stay_as_a_draft_and_the_tab_asks_before_closing(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    older = intake(server, ENGLISH)
+    newer = intake(server, GERMAN)
+    page, watch = open_page(server)
+    page.locator(f"#inbox-rows tr[data-id='{newer['id']}']").get_by_role("link").click()
+    wait_for_request(page, newer["id"])
+    note = page.locator("#req-draft")
+    assert note.is_hidden()
+    toggle = page.locator("#label-toggles [data-label='broad_value']")
+    suggested = toggle.get_attribute("aria-pressed")
+    page.keyboard.press(LABEL_KEYS["broad_value"])
+    assert note.is_visible()
+    page.keyboard.press("c")
+    page.keyboard.type("Ask Jakob: keep it?")  # j and k typed here move nowhere
+    page.keyboard.press("Escape")
+    assert page.locator("#req-h").inner_text() == f"Request #{newer['id']}"
+
+    # Next: the changes are not saved, and the reviewer is told where they went.
+    page.keyboard.press("j")
+    wait_for_request(page, older["id"])
+    page.locator("#toast").filter(has_text=f"changes to #{newer['id']} are not saved").wait_for()
+    page.keyboard.press("i")
+    draft = page.locator(f"#inbox-rows tr[data-id='{newer['id']}'] .chip.draft")
+    draft.wait_for()
+    assert page.locator(f"#inbox-rows tr[data-id='{older['id']}'] .chip.draft").count() == 0
+
+    # Back on it: the changes are there again, marked as not saved; the store has none.
+    page.locator(f"#inbox-rows tr[data-id='{newer['id']}']").get_by_role("link").click()
+    wait_for_request(page, newer["id"])
+    page.wait_for_function("() => document.getElementById('decide-comment').value !== ''")
+    assert page.locator("#decide-comment").input_value() == "Ask Jakob: keep it?"
+    assert toggle.get_attribute("aria-pressed") != suggested
+    assert "brought back" in note.inner_text()
+    assert stored(server, newer["id"])["status"] == "pending"
+
+    # Closing the tab now would lose them: the browser asks first (dismissed: the tab stays).
+    with page.expect_event("dialog") as asked:
+        page.close(run_before_unload=True)
+    assert asked.value.type == "beforeunload"
+    assert not page.is_closed()
+    watch.dialogs.clear()
+
+    # Discarded, the stored decision is back and the tab closes without asking.
+    page.get_by_role("button", name="Discard changes").click()
+    assert note.is_hidden()
+    assert page.locator("#decide-comment").input_value() == ""
+    assert toggle.get_attribute("aria-pressed") == suggested
+    watch.assert_clean(page)
+    with page.expect_event("close"):
+        page.close(run_before_unload=True)
+    assert watch.dialogs == []
+
+
 def test_an_inbox_answer_overtaken_by_a_newer_one_is_not_shown(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
