@@ -26,6 +26,7 @@
   const FILTER_DEFAULTS = { q: "", status: "pending", lang: "", label: "", outcome: "", sort: "received_at" };
   const MAX_Q = 200; // the API's limit for q
   const MAX_PAGE = 1000000; // offset stays far below the API's limit of 10^9
+  const PENDING_SCAN_PAGES = 20; // Shift+J / Shift+K look this many inbox pages ahead
 
   let searchTimer = 0; // a search being typed is read 300 ms after the last key
 
@@ -501,14 +502,27 @@
     return el("span", {}, badge, uncertain ? el("span", { class: "uncertain-tag", title: `closest score is ${row.margin.toFixed(2)} from its threshold` }, " uncertain") : null);
   }
 
-  function moveSelection(step) {
+  function selectRow(index) {
     const rows = state.inbox.rows;
     if (!rows.length) return;
-    state.inbox.selected = Math.max(0, Math.min(rows.length - 1, state.inbox.selected + step));
+    state.inbox.selected = Math.max(0, Math.min(rows.length - 1, index));
     for (const tr of $("inbox-rows").children) {
       tr.setAttribute("aria-selected", tr.dataset.id === String(rows[state.inbox.selected].id) ? "true" : "false");
     }
     $("inbox-rows").children[state.inbox.selected].scrollIntoView({ block: "nearest" });
+  }
+
+  function moveSelection(step) {
+    selectRow(state.inbox.selected + step);
+  }
+
+  // The next (delta 1) or previous (-1) pending row of this page after the selected one.
+  function selectPending(delta) {
+    const rows = state.inbox.rows;
+    for (let i = state.inbox.selected + delta; i >= 0 && i < rows.length; i += delta) {
+      if (rows[i].status === "pending") { selectRow(i); return; }
+    }
+    toast(`No pending request ${delta > 0 ? "below" : "above"} the selected one on this page.`);
   }
 
   // --- highlights, bars, similar ----------------------------------------------------------------
@@ -1116,6 +1130,54 @@
     if (target !== undefined) location.hash = requestHash(target);
   }
 
+  // Shift+J / Shift+K: the next / previous *pending* request of the list, skipping decided
+  // ones (with Status "All"), across inbox pages: where saving a decision goes, by hand.
+  async function stepPending(delta) {
+    if (state.view === "inbox") { selectPending(delta); return; }
+    if (state.view !== "request" || !state.current || state.busy || state.inbox.unread) return;
+    if (state.filters.status === "pending") { await step(delta); return; } // all of it is
+    if (state.filters.status === "reviewed") {
+      toast("This list shows decided requests only: choose Status “Pending” or “All” to step to pending ones.");
+      return;
+    }
+    const current = state.current;
+    let pos = state.order.indexOf(current.id);
+    if (pos < 0) return;
+    const filters = state.filters;
+    let offset = state.inbox.offset;
+    let page = { rows: state.inbox.rows, total: state.inbox.total };
+    for (let read = 0; ; read++) {
+      for (let i = pos + delta; i >= 0 && i < page.rows.length; i += delta) {
+        if (page.rows[i].status !== "pending") continue;
+        const target = page.rows[i].id;
+        if (offset !== state.inbox.offset) {
+          setPage(offset, page);
+          renderInbox();
+        }
+        state.inbox.selected = i;
+        state.inbox.freshFor = target;
+        location.hash = requestHash(target);
+        return;
+      }
+      const more = delta > 0 ? offset + page.rows.length < page.total : offset > 0;
+      const where = delta > 0 ? "after" : "before";
+      if (!more) { toast(`No pending request ${where} this one in the list.`); return; }
+      if (read >= PENDING_SCAN_PAGES) {
+        toast(`No pending request in the ${read * PAGE_SIZE} requests ${where} this one: choose Status “Pending” to see only those.`);
+        return;
+      }
+      offset = Math.max(0, offset + delta * PAGE_SIZE);
+      try {
+        page = await fetchPage(filters, offset);
+      } catch (err) {
+        showError($("req-error"), err);
+        return;
+      }
+      if (state.current !== current || state.filters !== filters) return; // the reviewer moved on
+      pos = delta > 0 ? -1 : page.rows.length;
+    }
+  }
+
   // --- try a request --------------------------------------------------------------------------
 
   async function onTry(event) {
@@ -1241,9 +1303,17 @@
 
   // --- keyboard -------------------------------------------------------------------------------
 
+  // Letters act with or without Shift and Caps Lock (the help shows them as key caps), except
+  // J and K: with Shift they go to the next / previous pending request. Nothing fires while
+  // a text field, list box or choice has the focus, but Ctrl+Enter saves from the comment.
   function onKey(event) {
     const target = event.target;
-    const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
+    const typing =
+      target instanceof HTMLInputElement ||
+      target instanceof HTMLTextAreaElement ||
+      target instanceof HTMLSelectElement ||
+      Boolean(target && target.isContentEditable);
+    if (event.isComposing) return;
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && state.view === "request") {
       event.preventDefault();
       submitReview(false);
@@ -1254,10 +1324,12 @@
       return;
     }
     if (event.altKey || event.ctrlKey || event.metaKey) return;
-    const key = event.key;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const inRequest = state.view === "request" && state.current;
     let handled = true;
-    if (key === "j" || (key === "ArrowRight" && inRequest) || (key === "ArrowDown" && state.view === "inbox")) step(1);
+    if (key === "j" && event.shiftKey) stepPending(1);
+    else if (key === "k" && event.shiftKey) stepPending(-1);
+    else if (key === "j" || (key === "ArrowRight" && inRequest) || (key === "ArrowDown" && state.view === "inbox")) step(1);
     else if (key === "k" || (key === "ArrowLeft" && inRequest) || (key === "ArrowUp" && state.view === "inbox")) step(-1);
     else if (key === "Enter" && state.view === "inbox" && state.inbox.rows.length && !(target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement)) {
       location.hash = requestHash(state.inbox.rows[state.inbox.selected].id);

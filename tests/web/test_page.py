@@ -806,6 +806,72 @@ def test_unsaved_changes_stay_as_a_draft_and_the_tab_asks_before_closing(
     assert watch.dialogs == []
 
 
+def test_shift_j_and_k_step_to_pending_requests_only(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    for branch in range(52):  # a page of the inbox and two more
+        intake(server, {"text": f"Filiale {branch}: bitte eine eigene Ansage für die Hotline"})
+    ids = [
+        row["id"]
+        for row in httpx.get(
+            f"{server.url}/v1/requests", params={"limit": 60}, headers=AUTH, timeout=30
+        ).json()
+    ]
+    for decided in (ids[1], ids[2], ids[50]):  # two on the first page, one on the second
+        review_by_api(server, decided)
+    page, watch = open_page(server)
+    page.get_by_label("Status").select_option("")  # All: decided and pending ones
+    wait_for_list(page, ids[:50])
+    selected = "() => document.querySelector('#inbox-rows tr[aria-selected=true]').dataset.id"
+
+    # In the inbox, the selection skips the decided rows.
+    page.keyboard.press("Shift+J")
+    assert page.evaluate(selected) == str(ids[3])
+    page.keyboard.press("Shift+K")
+    assert page.evaluate(selected) == str(ids[0])
+
+    # On a request, too; J alone still goes to the very next one.
+    page.keyboard.press("Enter")
+    wait_for_request(page, ids[0])
+    page.keyboard.press("Shift+J")
+    wait_for_request(page, ids[3])
+    assert page.locator("#req-pos").inner_text() == "4 of 52"
+    page.keyboard.press("Shift+K")
+    wait_for_request(page, ids[0])
+    page.keyboard.press("j")
+    wait_for_request(page, ids[1])
+
+    # Across the edge of the inbox page, skipping the decided first request of the next one,
+    # and back.
+    page.goto(f"{server.url}/#/request/{ids[49]}?status=all")
+    wait_for_request(page, ids[49])
+    assert page.locator("#req-pos").inner_text() == "50 of 52"
+    page.keyboard.press("Shift+J")
+    wait_for_request(page, ids[51])
+    assert page.locator("#req-pos").inner_text() == "52 of 52"
+    page.keyboard.press("Shift+K")
+    wait_for_request(page, ids[49])
+    assert page.locator("#req-pos").inner_text() == "50 of 52"
+    page.keyboard.press("Shift+J")
+    wait_for_request(page, ids[51])
+    page.keyboard.press("Shift+J")  # none after the last
+    page.locator("#toast").filter(has_text="No pending request after this one").wait_for()
+
+    # A capital J as Caps Lock types it is J; typed into the comment it is only a letter.
+    page.keyboard.press("K")
+    wait_for_request(page, ids[50])
+    page.keyboard.press("c")
+    page.keyboard.press("Shift+J")
+    page.keyboard.press("Shift+K")
+    page.wait_for_timeout(300)
+    assert page.locator("#req-h").inner_text() == f"Request #{ids[50]}"
+    assert page.locator("#decide-comment").input_value() == "JK"
+    keys = page.locator("#shortcuts").inner_text()
+    assert "Shift+J / Shift+K" in keys, keys
+    watch.assert_clean(page)
+
+
 def test_an_inbox_answer_overtaken_by_a_newer_one_is_not_shown(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
