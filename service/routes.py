@@ -586,7 +586,10 @@ async def reload_model(
     state: StateDep,
     wait: Annotated[bool, Query(description="Answer when the load has finished.")] = False,
 ) -> Any:
-    """Load and verify the registry's current version in the background, then swap."""
+    """Load and verify the registry's current version in the background, then swap.
+
+    Calls that come while a load runs share one more load, started when it has finished.
+    """
     holder = state.holder
     if not wait:
         holder.reload_in_background(force=True)
@@ -596,17 +599,15 @@ async def reload_model(
             "last_reload_error": holder.state.last_reload_error,
         }
     before = holder.model.version if holder.model else None
-    swapped = await anyio.to_thread.run_sync(lambda: holder.reload(force=True))
+    outcome = await anyio.to_thread.run_sync(lambda: holder.reload_outcome(force=True))
     status = (
         "failed"
-        if not swapped
-        else ("loaded" if holder.model and holder.model.version != before else "unchanged")
+        if not outcome.swapped
+        else ("loaded" if outcome.version != before else "unchanged")
     )
     return JSONResponse(
         s.ReloadOut(
-            status=status,
-            version=holder.model.version if holder.model else None,
-            last_reload_error=holder.state.last_reload_error,
+            status=status, version=outcome.version, last_reload_error=outcome.error
         ).model_dump(),
         status_code=200,
     )

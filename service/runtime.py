@@ -3,6 +3,12 @@
 ``ModelHolder.model`` is swapped by a single reference assignment, which is atomic in Python:
 a handler reads it once and finishes on that model even if a reload lands meanwhile. A model
 that fails to load or verify never replaces the one serving.
+
+Reloads are coalesced: one load runs at a time, and calls that come meanwhile do not each
+queue a load of their own (a load holds a second model in memory for a while). A forced call
+joins the one load queued behind the running one, since it must read ``CURRENT`` after the
+call came; a poll of ``CURRENT`` joins whichever is there. Each call gets the outcome of the
+load it joined, so twenty calls at once cost two loads, not twenty.
 """
 
 from __future__ import annotations
@@ -64,6 +70,24 @@ class ReloadState:
     listeners: list[Callable[[TriageModel], None]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What one load did, as every call that joined it is told."""
+
+    swapped: bool
+    version: str | None  # serving when the load had finished
+    error: str | None  # why the load was refused; None if it was not
+
+
+class _Load:
+    """One pass of ``ModelHolder._reload``, shared by the calls that joined it."""
+
+    def __init__(self, force: bool) -> None:
+        self.force = force  # a forced call that joins before the load starts makes it forced
+        self.done = threading.Event()
+        self.outcome: ReloadOutcome | None = None
+
+
 class ModelHolder:
     """The model a worker serves, and the machinery that replaces it."""
 
@@ -78,7 +102,10 @@ class ModelHolder:
         self.across_languages = across_languages
         self.model: TriageModel | None = None
         self.state = ReloadState()
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.Lock()  # held by the load that runs
+        self._joining = threading.Lock()  # guards the two below
+        self._running: _Load | None = None
+        self._queued: _Load | None = None  # starts when the running one has finished
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.result_hook: Callable[[str], None] | None = None  # "ok" | "refused", for metrics
@@ -87,17 +114,60 @@ class ModelHolder:
         self.state.listeners.append(listener)
 
     def reload(self, force: bool = False) -> bool:
-        """Load the registry's current version if it differs (or ``force``); True if swapped.
+        """Load the registry's current version if it differs (or ``force``); True if swapped."""
+        return self.reload_outcome(force).swapped
 
-        Runs in the caller's thread; one load at a time. Failures are recorded, logged and
-        leave the serving model in place.
+    def reload_outcome(self, force: bool = False) -> ReloadOutcome:
+        """As ``reload``, with the serving version and the refusal, if any, of the load.
+
+        Waits in the caller's thread, which runs the load unless it joins one (see the module's
+        docstring). Failures are recorded, logged and leave the serving model in place.
         """
-        with self._load_lock:
+        load, first = self._join(force)
+        if first:
+            self._run(load)
+        load.done.wait()
+        assert load.outcome is not None
+        return load.outcome
+
+    def _join(self, force: bool) -> tuple[_Load, bool]:
+        """The load this call shares, and whether the call made it (and so must run it).
+
+        A forced call needs a load that reads ``CURRENT`` after the call came (it may follow
+        a promotion), so it never joins the running load, only the queued one. A poll joins
+        either: the next poll looks again.
+        """
+        with self._joining:
+            if self._queued is not None:
+                self._queued.force |= force
+                return self._queued, False
+            if self._running is not None and not force:
+                return self._running, False
+            self._queued = _Load(force)
+            return self._queued, True
+
+    def _run(self, load: _Load) -> None:
+        with self._load_lock:  # the running load, if any, finishes first
+            with self._joining:
+                self._queued, self._running = None, load
+                force = load.force
             self.state.reloading = True
+            swapped = False
             try:
-                return self._reload(force)
+                swapped = self._reload(force)
+            except Exception as exc:  # recorded like a refusal; the callers must not hang
+                logger.exception("model reload failed")
+                self._fail(None, f"reload failed: {exc!r}")
             finally:
                 self.state.reloading = False
+                load.outcome = ReloadOutcome(
+                    swapped=swapped,
+                    version=self.model.version if self.model else None,
+                    error=self.state.last_reload_error,
+                )
+                with self._joining:
+                    self._running = None
+                load.done.set()
 
     def _reload(self, force: bool) -> bool:
         serving = self.model.version if self.model else None
@@ -200,9 +270,13 @@ class ModelHolder:
             reason,
         )
 
-    def reload_in_background(self, force: bool = True) -> threading.Thread:
+    def reload_in_background(self, force: bool = True) -> threading.Thread | None:
+        """Start a load in a thread; None if the call joined one already running or queued."""
+        load, first = self._join(force)
+        if not first:
+            return None
         thread = threading.Thread(
-            target=self.reload, kwargs={"force": force}, name="triage-model-reload", daemon=True
+            target=self._run, args=(load,), name="triage-model-reload", daemon=True
         )
         thread.start()
         return thread

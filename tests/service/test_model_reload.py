@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from service_testing import AUTH
 
@@ -170,3 +174,107 @@ def test_without_any_model_the_service_starts_but_is_not_ready(
     assert response.status_code == 503
     assert "triage train" in response.json()["detail"]
     assert client.get("/v1/model").json()["last_reload_error"]
+
+
+class _CountedLoads:
+    """Counts the holder's model loads; the first one lasts until ``release()``."""
+
+    def __init__(self, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.registry = client.app.state.triage.holder.registry
+        self.versions: list[str] = []
+        self._real = self.registry.load
+        self._release = threading.Event()
+        monkeypatch.setattr(self.registry, "load", self._load)
+
+    def _load(self, version: str, **kwargs: Any) -> Any:
+        self.versions.append(version)
+        if len(self.versions) == 1:
+            self._release.wait(timeout=60)
+        return self._real(version, **kwargs)
+
+    def release(self) -> None:
+        self._release.set()
+
+
+def _reload_during_a_load(
+    client: TestClient, loads: _CountedLoads, between: Callable[[], None], wait: bool
+) -> tuple[Any, list[Any]]:
+    """One reload call, then ``between()``, then 19 more while the first call's load runs."""
+    params = {"wait": wait}
+    with ThreadPoolExecutor(20) as pool:
+        first = pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
+        wait_for(lambda: bool(loads.versions))  # the first load has read CURRENT
+        between()
+        rest = [
+            pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
+            for _ in range(19)
+        ]
+        time.sleep(1.0)  # every call has come while the first load still runs
+        loads.release()
+        return first.result(), [answer.result() for answer in rest]
+
+
+def test_concurrent_reloads_share_loads_and_each_gets_its_answer(
+    make_client: Callable[..., TestClient],
+    registry_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = make_client(model_dir=registry_copy)
+    serving = client.get("/v1/model").json()["version"]
+    new = clone_version(registry_copy, "coalesced")
+    loads = _CountedLoads(client, monkeypatch)
+    first, rest = _reload_during_a_load(
+        client, loads, lambda: Registry(registry_copy).promote(new), wait=True
+    )
+    # 20 calls, 2 loads: the one running when they came, and one more that all the calls
+    # promoted meanwhile share (a load begun before them could miss the promotion).
+    assert loads.versions == [serving, new]
+    assert first.json() == {"status": "unchanged", "version": serving, "last_reload_error": None}
+    for answer in rest:
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "loaded", "version": new, "last_reload_error": None}
+    assert client.get("/v1/model").json()["version"] == new
+
+
+def test_concurrent_reloads_of_a_refused_version_each_get_the_refusal(
+    make_client: Callable[..., TestClient],
+    registry_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = make_client(model_dir=registry_copy)
+    serving = client.get("/v1/model").json()["version"]
+    bad = clone_version(registry_copy, "refused")
+    artifact = Registry(registry_copy).version_dir(bad) / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"evil")
+    loads = _CountedLoads(client, monkeypatch)
+
+    def break_current() -> None:
+        write_atomic(registry_copy / "CURRENT", (bad + "\n").encode())
+
+    first, rest = _reload_during_a_load(client, loads, break_current, wait=True)
+    assert loads.versions == [serving, bad]
+    assert first.json()["status"] == "unchanged"
+    for answer in rest:
+        body = answer.json()
+        assert (body["status"], body["version"]) == ("failed", serving)
+        assert "SHA-256" in body["last_reload_error"]
+    assert client.get("/v1/model").json()["version"] == serving
+
+
+def test_concurrent_background_reloads_share_loads(
+    make_client: Callable[..., TestClient],
+    registry_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = make_client(model_dir=registry_copy)
+    serving = client.get("/v1/model").json()["version"]
+    new = clone_version(registry_copy, "background")
+    loads = _CountedLoads(client, monkeypatch)
+    first, rest = _reload_during_a_load(
+        client, loads, lambda: Registry(registry_copy).promote(new), wait=False
+    )
+    assert {answer.json()["status"] for answer in [first, *rest]} == {"started"}
+    wait_for(lambda: client.get("/v1/model").json()["version"] == new)
+    wait_for(lambda: not client.get("/v1/model").json()["reloading"])
+    time.sleep(0.5)  # a load started late would have shown by now
+    assert loads.versions == [serving, new]
