@@ -15,11 +15,11 @@ Variables (default in brackets):
 - ``TRIAGE_CORS_ORIGINS`` [empty (CORS off)]:
   comma-separated origins, ``*`` for any
 - ``TRIAGE_MAX_TEXT_CHARS`` [``20000``]:
-  longest accepted text (title + text)
+  longest accepted text (title + text); at least 1
 - ``TRIAGE_BATCH_LIMIT`` [``1000``]:
-  most items in one ``/v1/suggest/batch``
+  most items in one ``/v1/suggest/batch``; at least 1
 - ``TRIAGE_MAX_BODY_BYTES`` [``50000000``]:
-  larger bodies get 413 before they are read
+  larger bodies get 413 before they are read; at least 1
 - ``TRIAGE_RELOAD_INTERVAL`` [``5``]:
   seconds between polls of ``CURRENT`` and of erasures made by other workers (at most a
   day); ``0`` turns polling off
@@ -32,11 +32,23 @@ Variables (default in brackets):
 - ``TRIAGE_DEMAND_SIMILARITY`` [``0.5``]:
   cosine similarity from which two stored requests are near-duplicates
 - ``TRIAGE_DEMAND_MIN_PARTNERS`` [``3``]:
-  distinct partners from which demand counts as broad
+  distinct partners from which demand counts as broad; at least 1
 - ``TRIAGE_BLIND_REVIEW_SHARE`` [``0.1``]:
   share of inbox requests the review page shows without the suggestion
 - ``TRIAGE_LOG_LEVEL`` [``INFO``]:
   ``DEBUG`` also logs request texts
+
+A variable that is unset or empty takes its default; any other value is used as given or
+refused. A value that cannot be used (not a number, not finite, out of its range) stops the
+service at start with a ``SettingsError`` that names the variable and what it expects; it is
+never replaced by the default or by a nearer value. In particular ``0`` is refused (like a
+negative value) where it would make the service refuse every request, or flag every one:
+``TRIAGE_MAX_TEXT_CHARS``, ``TRIAGE_BATCH_LIMIT`` and ``TRIAGE_MAX_BODY_BYTES`` (every text,
+batch or body would be too large; ``0`` does not mean "no limit") and
+``TRIAGE_DEMAND_MIN_PARTNERS`` (every request would be broad demand). ``0`` is meaningful
+where the list says so (``TRIAGE_RELOAD_INTERVAL``, ``TRIAGE_SIMILAR_ACROSS_LANGUAGES``) and
+for ``TRIAGE_UNCERTAINTY_BAND`` and ``TRIAGE_BLIND_REVIEW_SHARE`` (no label uncertain, no
+blind reviews).
 
 API key when none is configured: if ``TRIAGE_API_KEYS`` is unset or empty, the service reads
 the key file (``TRIAGE_API_KEY_FILE``, default ``<repo>/var/api-key``). If that file does not
@@ -87,8 +99,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _number(
-    env: Mapping[str, str], name: str, default: float, kind: type = float, most: float = 1e9
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    kind: type = float,
+    most: float = 1e9,
+    least: float = 0,
+    why: str = "",
 ) -> float:
+    """``name`` as a ``kind`` from ``least`` to ``most``; ``default`` if unset or empty.
+
+    ``why`` follows the message of a value below ``least``: what it would have done.
+    """
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -99,11 +121,19 @@ def _number(
         raise SettingsError(f"{name}={raw!r}: not {what}") from None
     if not math.isfinite(value):  # nan compares false with everything: it would switch off
         raise SettingsError(f"{name}={raw!r}: must be a finite number")
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r}: must not be negative")
+    if value < least:
+        expected = "must not be negative" if least == 0 else f"must be at least {least:g}"
+        raise SettingsError(f"{name}={raw!r}: {expected}{why}")
     if value > most:
         raise SettingsError(f"{name}={raw!r}: at most {most:g}")
     return value
+
+
+def _limit(env: Mapping[str, str], name: str, default: int, refused: str) -> int:
+    """A size limit: a whole number of at least 1. ``0`` would refuse ``refused``, so it is
+    an error, not "no limit" nor the default."""
+    why = f" (0 would refuse {refused}; unset, it is {default})"
+    return int(_number(env, name, default, int, least=1, why=why))
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -176,9 +206,9 @@ class Settings:
             api_key_file=Path(env.get("TRIAGE_API_KEY_FILE") or VAR_DIR / "api-key"),
             suggest_open=_bool(env, "TRIAGE_SUGGEST_OPEN", True),
             cors_origins=_split(env.get("TRIAGE_CORS_ORIGINS")),
-            max_text_chars=int(_number(env, "TRIAGE_MAX_TEXT_CHARS", 20_000, int)) or 20_000,
-            batch_limit=int(_number(env, "TRIAGE_BATCH_LIMIT", 1_000, int)) or 1_000,
-            max_body_bytes=int(_number(env, "TRIAGE_MAX_BODY_BYTES", 50_000_000, int)),
+            max_text_chars=_limit(env, "TRIAGE_MAX_TEXT_CHARS", 20_000, "every text"),
+            batch_limit=_limit(env, "TRIAGE_BATCH_LIMIT", 1_000, "every non-empty batch"),
+            max_body_bytes=_limit(env, "TRIAGE_MAX_BODY_BYTES", 50_000_000, "every body"),
             # A day at most: a longer pause overflows the watcher's timer and stops it.
             reload_interval=_number(env, "TRIAGE_RELOAD_INTERVAL", 5.0, most=86_400),
             uncertainty_band=_number(env, "TRIAGE_UNCERTAINTY_BAND", 0.1, most=0.5),
@@ -186,7 +216,16 @@ class Settings:
                 _number(env, "TRIAGE_SIMILAR_ACROSS_LANGUAGES", DEFAULT_ACROSS_LANGUAGES, int)
             ),
             demand_similarity=similarity,
-            demand_min_partners=max(1, int(_number(env, "TRIAGE_DEMAND_MIN_PARTNERS", 3, int))),
+            demand_min_partners=int(
+                _number(
+                    env,
+                    "TRIAGE_DEMAND_MIN_PARTNERS",
+                    3,
+                    int,
+                    least=1,
+                    why=" (0 would make every request broad demand)",
+                )
+            ),
             blind_review_share=share,
             log_level=_log_level(env.get("TRIAGE_LOG_LEVEL")),
         )

@@ -182,6 +182,41 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert Settings.from_env({"TRIAGE_DATABASE_URL": url}).database_url == url
 
 
+@pytest.mark.parametrize(
+    ("name", "meaning"),
+    [
+        ("TRIAGE_MAX_TEXT_CHARS", "refuse every text"),
+        ("TRIAGE_BATCH_LIMIT", "refuse every non-empty batch"),
+        ("TRIAGE_MAX_BODY_BYTES", "refuse every body"),
+        ("TRIAGE_DEMAND_MIN_PARTNERS", "make every request broad demand"),
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_limit_that_would_refuse_everything_is_refused_at_start(
+    name: str, meaning: str, value: str
+) -> None:
+    # 0 once meant the default for some of these, everything refused for another, and 1 for
+    # the last: none of it said so.
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name}={value!r}: must be at least 1")
+    assert meaning in message
+    assert getattr(Settings.from_env({name: "1"}), _FIELDS[name]) == 1
+    # Unset or empty still means the default; 0 where it has a meaning is kept.
+    assert Settings.from_env({name: ""}) == Settings.from_env({})
+    assert Settings.from_env({"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "0"}).similar_across_languages == 0
+    assert Settings.from_env({"TRIAGE_RELOAD_INTERVAL": "0"}).reload_interval == 0
+
+
+_FIELDS = {
+    "TRIAGE_MAX_TEXT_CHARS": "max_text_chars",
+    "TRIAGE_BATCH_LIMIT": "batch_limit",
+    "TRIAGE_MAX_BODY_BYTES": "max_body_bytes",
+    "TRIAGE_DEMAND_MIN_PARTNERS": "demand_min_partners",
+}
+
+
 @on_both_backends
 def test_migrations_are_recorded_and_idempotent(database_url: str, backend: str) -> None:
     store = Store(database_url)
