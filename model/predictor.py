@@ -223,9 +223,32 @@ class TriageModel:
     def _analyses(self, texts: Sequence[str]) -> list[Analysis]:
         return [analyze(t, self.estimator.max_chars) for t in texts]
 
+    def suggest_and_compare(
+        self, texts: Sequence[str], explain: bool = True
+    ) -> tuple[list[Suggestion], Comparable]:
+        """``suggest_many(texts, explain=explain)`` and ``comparable(texts)``, from one
+        reading of each text: the service's intake needs both, and reading (``analyze``) and
+        transforming a text is much of what either costs. The results are those of the two."""
+        with _collect_new_objects_only():
+            analyses = self._analyses(texts)
+            matrix = self.estimator.transform(analyses)
+            concepts = self._concept_vectors(analyses)
+            suggestions = self._suggest_analysed(analyses, matrix, explain, concepts)
+        return suggestions, self._comparable(analyses, matrix, concepts)
+
     def _suggest_batch(self, texts: Sequence[str], explain: bool) -> list[Suggestion]:
         analyses = self._analyses(texts)
-        matrix = self.estimator.transform(analyses)
+        return self._suggest_analysed(analyses, self.estimator.transform(analyses), explain)
+
+    def _suggest_analysed(
+        self,
+        analyses: list[Analysis],
+        matrix: sp.csr_matrix,
+        explain: bool,
+        concepts: np.ndarray | None = None,
+    ) -> list[Suggestion]:
+        """Suggestions for texts read (``analyses``) and transformed (``matrix``) already;
+        ``concepts``: their concept-space rows if computed already (else as needed)."""
         probabilities = self.estimator.predict_proba(matrix)
         comparison = self.estimator.compare(matrix, self.n_similar if explain else 0)
         topic = comparison.topic.tolist()
@@ -236,7 +259,7 @@ class TriageModel:
             ]
         nearest, similarity = comparison.nearest, comparison.similarity
         contributions = self.estimator.contributions(analyses, matrix)
-        across = self._across_languages(analyses)
+        across = self._across_languages(analyses, concepts)
         suggestions = []
         for i, analysis in enumerate(analyses):
             reasons = _Reasons(
@@ -299,12 +322,19 @@ class TriageModel:
         space (``model.concepts``; None when the model has none); ``langs`` each text's language.
         """
         analyses = self._analyses(texts)
-        concepts = self.estimator.concepts
-        return Comparable(
-            lexical=self.estimator.transform(analyses),
-            concepts=None if concepts is None else concepts.vectors(analyses),
-            langs=[a.lang for a in analyses],
+        return self._comparable(
+            analyses, self.estimator.transform(analyses), self._concept_vectors(analyses)
         )
+
+    def _concept_vectors(self, analyses: list[Analysis]) -> np.ndarray | None:
+        concepts = self.estimator.concepts
+        return None if concepts is None else concepts.vectors(analyses)
+
+    @staticmethod
+    def _comparable(
+        analyses: list[Analysis], matrix: sp.csr_matrix, concepts: np.ndarray | None
+    ) -> Comparable:
+        return Comparable(lexical=matrix, concepts=concepts, langs=[a.lang for a in analyses])
 
     def _flags(self, analysis: Analysis, topic_similarity: float) -> list[str]:
         flags = []
@@ -371,14 +401,17 @@ class TriageModel:
             ignored=ignored,
         )
 
-    def _across_languages(self, analyses: list[Analysis]) -> list[list[tuple[int, float]]]:
-        """Per text, the same wish among past requests in the other language (may be none)."""
+    def _across_languages(
+        self, analyses: list[Analysis], vectors: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Per text, the same wish among past requests in the other language (may be none);
+        ``vectors``: the texts' concept-space rows, if computed already."""
         concepts, index = self.estimator.concepts, self.estimator.index
         if concepts is None or index.concepts is None or self.n_across_languages < 1:
             return [[] for _ in analyses]
         # A few more than shown: those already among the nearest by words are left out there.
         return index.across_languages(
-            concepts.vectors(analyses),
+            concepts.vectors(analyses) if vectors is None else vectors,
             [a.lang for a in analyses],
             self.n_across_languages + self.n_similar,
             concepts.link_similarity,

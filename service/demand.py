@@ -28,7 +28,8 @@ i.e. the demand is *broad*:
 
 The index lives in each worker's memory and catches up from the store (``id`` above the last
 seen) before every intake, so workers and instances sharing one database see each other's
-requests; an erased request (``service.erasure``) is never a near-duplicate again.
+requests; an erased request (``service.erasure``) is never a near-duplicate again. A request
+the worker stored itself is added from its intake's reading (``remember``), not read again.
 Vectors of different model versions are not comparable: a model swap rebuilds it.
 """
 
@@ -147,15 +148,19 @@ class DemandIndex:
         self._partners.extend(name_key(r["partner"]) for r in rows)
         self._customers.extend(name_key(r["customer"]) for r in rows)
 
-    def neighbours(self, model: TriageModel, text: str) -> list[Neighbour]:
-        """Stored requests ``text`` is a near-duplicate of (``model.links``), most similar first."""
+    def neighbours(self, model: TriageModel, query: str | Comparable) -> list[Neighbour]:
+        """Stored requests a text is a near-duplicate of (``model.links``), most similar first.
+
+        ``query``: the text, or ``model.comparable`` of it (one text) if the caller has it.
+        """
         self.erasures.refresh()
         erased = self.erasures.ids
         with self._lock:
             self._catch_up(model)
             if not self._blocks:
                 return []
-            query = model.comparable([text])
+            if isinstance(query, str):
+                query = model.comparable([query])
             found = [links(query, b, self.threshold, self._link_similarity) for b in self._blocks]
             linked = np.concatenate([f.linked[0] for f in found])
             similarity = np.concatenate([f.similarity[0] for f in found])
@@ -176,6 +181,26 @@ class DemandIndex:
                 )
                 for i, s in hits
             ]
+
+    def remember(
+        self,
+        model: TriageModel,
+        request_id: int,
+        query: Comparable,
+        partner: str | None,
+        customer: str | None,
+    ) -> None:
+        """Add a request this worker has just stored (``query``: ``model.comparable`` of its
+        text), so the next catch-up does not read it again. Only if it is the next id the
+        catch-up would read, for the same model version; else that reads it as any other."""
+        with self._lock:
+            if model.version != self._version or request_id != self._last_id + 1:
+                return
+            self._append(query)
+            self._ids.append(request_id)
+            self._partners.append(name_key(partner))
+            self._customers.append(name_key(customer))
+            self._last_id = request_id
 
     def demand(
         self, neighbours: list[Neighbour], partner: str | None, customer: str | None

@@ -196,8 +196,9 @@ def create_request(
     _check_text(state, item.text, "text")
     text = compose(item.title, item.text)
     logger.debug("intake text: %s", text)
-    suggestion = model.suggest(text)
-    neighbours = state.demand.neighbours(model, text)
+    # One reading of the text serves the suggestion and the near-duplicate search.
+    (suggestion,), query = model.suggest_and_compare([text])
+    neighbours = state.demand.neighbours(model, query)
     demand = state.demand.demand(neighbours, item.partner, item.customer)
     hidden = state.erasures.hidden  # refreshed by ``neighbours`` just now
     out = apply_demand(suggestion_out(suggestion, item.title, hidden), demand)
@@ -225,6 +226,7 @@ def create_request(
         model.version,
         blind_share=state.settings.blind_review_share,
     )
+    state.demand.remember(model, request_id, query, item.partner, item.customer)
     state.metrics.count_suggestion(suggestion.labels, out["outcome"])
     logger.info(
         "stored feature request %d (lang %s, outcome %s, %d near-duplicates, %d partners%s)",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 from postgres_testing import on_both_backends
 from service_testing import AUTH
 from test_inbox import NARROW, SECURITY, intake
 
+from model import predictor
 from service.demand import name_key
 from tests.conftest import CROSS_LANGUAGE_PAIR
 
@@ -115,3 +117,40 @@ def test_threshold_is_configurable(make_client: Callable[..., TestClient]) -> No
 def test_suggest_alone_reports_no_demand(client: TestClient) -> None:
     intake(client, NARROW, partner="A")
     assert client.post("/v1/suggest", json={"text": NARROW}).json()["demand"] is None
+
+
+@on_both_backends
+def test_an_intake_reads_its_text_once(
+    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once for the suggestion and the near-duplicates both, and not again at the next one."""
+    client = make_client(demand_min_partners=2)
+    first = intake(client, NARROW, partner="A")
+    intake(client, SECURITY, partner="B")
+    read: list[str] = []
+    analyze = predictor.analyze
+
+    def counted(text: str, *args: object, **kwargs: object) -> object:
+        read.append(text)
+        return analyze(text, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "analyze", counted)
+    twin = intake(client, NARROW + "!", partner="C", title="Tetris")
+    assert read == ["Tetris\n\n" + NARROW + "!"]
+    # What it answers is what the suggestion and the index each found on their own.
+    demand = twin["suggestion"]["demand"]
+    assert [s["id"] for s in demand["similar"]] == [first["id"]]
+    assert demand["partners"] == 2 and demand["broad"] is True
+    alone = client.post("/v1/suggest", json={"text": NARROW + "!", "title": "Tetris"}).json()
+    suggestion = twin["suggestion"]
+    assert demand["outcome_before"] == alone["outcome"] == "decline_limited_use"
+    assert suggestion["rationale"].startswith(alone["rationale"])
+    assert {
+        **suggestion,
+        "demand": None,
+        "outcome": alone["outcome"],
+        "rationale": alone["rationale"],
+    } == {**alone, "flags": [*alone["flags"], "broad_demand"]}
+    read.clear()
+    intake(client, SECURITY + "!", partner="D")
+    assert read == [SECURITY + "!"]

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from model import TriageModel
 from service.demand import DemandIndex
 
@@ -105,3 +107,58 @@ def test_an_erased_request_is_not_asked_for_again_at_every_intake(
     index.neighbours(trained_model, TWINS[0])
     index.neighbours(trained_model, TWINS[1])
     assert asked == [] and not index._gaps
+
+
+def test_one_reading_gives_the_suggestion_and_the_comparable_of_two(
+    trained_model: TriageModel,
+) -> None:
+    texts = [
+        *TWINS,
+        "How do I set up holiday routing for the hotline of our customer?",
+        "Ein Tetris-Spiel auf dem Telefon für den Chef, Spaß muss sein",
+        "Hola, necesitamos una cola de espera",  # neither German nor English
+        "   ",
+    ]
+    for explain in (True, False):
+        suggestions, found = trained_model.suggest_and_compare(texts, explain=explain)
+        assert suggestions == trained_model.suggest_many(texts, explain=explain)
+        apart = trained_model.comparable(texts)
+        assert (found.lexical != apart.lexical).nnz == 0
+        assert found.concepts is not None and apart.concepts is not None
+        assert np.array_equal(found.concepts, apart.concepts)
+        assert found.langs == apart.langs
+
+
+def test_a_request_remembered_at_intake_is_found_as_if_read_from_the_store(
+    trained_model: TriageModel,
+) -> None:
+    store = Rows()
+    remembering = DemandIndex(store, NoErasures(), threshold=0.5, min_partners=3)  # type: ignore[arg-type]
+    reading = DemandIndex(store, NoErasures(), threshold=0.5, min_partners=3)  # type: ignore[arg-type]
+    read: list[int] = []
+    after = store.requests_after
+
+    def requests_after(last_id: int, limit: int = 5000) -> list[dict[str, Any]]:
+        rows = after(last_id, limit)
+        read.extend(row["id"] for row in rows)
+        return rows
+
+    store.requests_after = requests_after  # type: ignore[method-assign]
+    for text in TWINS:  # as at intake: compare, store, remember
+        _, query = trained_model.suggest_and_compare([text])
+        remembering.neighbours(trained_model, query)
+        request_id = store.add(text)
+        remembering.remember(trained_model, request_id, query, f"p{request_id % 5}", None)
+    assert read == []  # no stored request was read back
+    for text in (*TWINS, "Please add CSV export to call reports"):
+        assert remembering.neighbours(trained_model, text) == reading.neighbours(
+            trained_model, text
+        )
+    # Not the next id (another worker stored one meanwhile): left to the catch-up.
+    other = store.add("Please add CSV export to call reports")
+    late = store.add(TWINS[0])
+    remembering.remember(trained_model, late, trained_model.comparable([TWINS[0]]), None, None)
+    assert remembering._ids[-1] == len(TWINS)
+    found = remembering.neighbours(trained_model, TWINS[0])
+    assert found == reading.neighbours(trained_model, TWINS[0])
+    assert {other, late} <= set(remembering._ids)
