@@ -11,6 +11,11 @@ Two copies live outside the store, in each worker's memory, and follow from here
 
 Erasure only ever grows, so the count of erased requests tells whether anything changed, and
 the ids are read again only then.
+
+An intake finds its near-duplicates and similar past requests before it stores them, so an
+erasure may come in between: ``Store.add_request`` looks them up again in its transaction,
+which erasures wait for (and it for them), and the intake then stores its demand counts and
+suggestion without the requests erased meanwhile.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ import threading
 from model import reviewed_sample_id
 from service.runtime import poll
 from service.store import Store
+
+
+def reviewed_request_id(sample_id: str) -> int | None:
+    """The inbox request a similar past request is, if it is one (``reviewed_sample_id``)."""
+    _, _, number = sample_id.rpartition("-")
+    if not (number.isascii() and number.isdigit()):
+        return None
+    request_id = int(number)
+    return request_id if reviewed_sample_id(request_id) == sample_id else None
 
 
 class Erasures:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import to_json
 
-from model import ArtifactError
+from model import ArtifactError, reviewed_sample_id
 from model.outcome import outcome_for_labels
 from service import schemas as s
 from service.convert import margin, suggestion_out
@@ -28,6 +28,7 @@ from service.deps import (
     serving_model,
     suggest_access,
 )
+from service.erasure import reviewed_request_id
 from service.errors import PROBLEM_MEDIA_TYPE, Problem
 from service.store import Erased, KeyReused, NotFound, suggestion_hidden, to_iso
 
@@ -199,33 +200,54 @@ def create_request(
     # One reading of the text serves the suggestion and the near-duplicate search.
     (suggestion,), query = model.suggest_and_compare([text])
     neighbours = state.demand.neighbours(model, query)
-    demand = state.demand.demand(neighbours, item.partner, item.customer)
     hidden = state.erasures.hidden  # refreshed by ``neighbours`` just now
-    out = apply_demand(suggestion_out(suggestion, item.title, hidden), demand)
     received_at = to_iso(item.received_at or datetime.now(UTC))
-    record = {
-        "received_at": received_at,
-        "title": item.title,
-        "text": item.text,
-        "partner": item.partner,
-        "customer": item.customer,
-        "source": item.source,
-        "lang": suggestion.language,
-        "model_version": model.version,
-        "suggestion": out,
-        "suggested_labels": list(suggestion.labels),
-        "suggested_outcome": out["outcome"],
-        "margin": round(margin(suggestion), 6),
-        "labels": list(suggestion.labels),
-        "outcome": out["outcome"],
-        "demand": demand,
-    }
+
+    def record_without(erased: frozenset[int]) -> dict[str, Any]:
+        """The stored record, leaving out the requests in ``erased``: its near-duplicates
+        count without them, and its suggestion does not show them as similar."""
+        found = [n for n in neighbours if n.id not in erased]
+        demand = state.demand.demand(found, item.partner, item.customer)
+        left_out = hidden | {reviewed_sample_id(i) for i in erased}
+        out = apply_demand(suggestion_out(suggestion, item.title, left_out), demand)
+        return {
+            "received_at": received_at,
+            "title": item.title,
+            "text": item.text,
+            "partner": item.partner,
+            "customer": item.customer,
+            "source": item.source,
+            "lang": suggestion.language,
+            "model_version": model.version,
+            "suggestion": out,
+            "suggested_labels": list(suggestion.labels),
+            "suggested_outcome": out["outcome"],
+            "margin": round(margin(suggestion), 6),
+            "labels": list(suggestion.labels),
+            "outcome": out["outcome"],
+            "demand": demand,
+        }
+
+    # The store makes the record again if any request it refers to was erased meanwhile.
+    records = [record_without(frozenset())]
+
+    def revise(erased: frozenset[int]) -> dict[str, Any]:
+        logger.info("intake: %d requests it refers to were erased meanwhile", len(erased))
+        records.append(record_without(erased))
+        return records[-1]
+
+    # The similar past requests it shows: those the model was trained on from reviews here.
+    similar = [past["id"] for past in records[0]["suggestion"]["similar"]]
     request_id, blind = state.store.add_request(
-        record,
+        records[0],
         [(n.id, n.similarity) for n in neighbours],
         model.version,
         blind_share=state.settings.blind_review_share,
+        mentions={i for past in similar if (i := reviewed_request_id(past)) is not None},
+        revise=revise,
     )
+    record = records[-1]
+    out, demand = record["suggestion"], record["demand"]
     state.demand.remember(model, request_id, query, item.partner, item.customer)
     state.metrics.count_suggestion(suggestion.labels, out["outcome"])
     logger.info(
@@ -233,7 +255,7 @@ def create_request(
         request_id,
         suggestion.language,
         out["outcome"],
-        len(neighbours),
+        demand["similar_requests"],
         demand["partners"],
         ", blind review" if blind else "",
     )

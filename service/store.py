@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,6 +191,8 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 # Ids are ``Integer`` columns: 32-bit on PostgreSQL, which answers a larger bound parameter
 # with an error rather than no row. A larger id cannot exist, so lookups treat it as missing.
 MAX_ROW_ID = 2**31 - 1
+# PostgreSQL: erasures hold this advisory lock alone, intakes share it (``add_request``).
+_ERASURE_LOCK = 4711004
 
 
 class NotFound(LookupError):
@@ -491,19 +493,51 @@ class Store:
         links: list[tuple[int, float]],
         model_version: str,
         blind_share: float = 0.0,
+        *,
+        mentions: Collection[int] = (),
+        revise: Callable[[frozenset[int]], dict[str, Any]] | None = None,
     ) -> tuple[int, bool]:
         """Store one feature request with its suggestion and near-duplicate links.
 
         Returns its id and whether it was chosen for blind review (``blind_share`` of ids).
+
+        The record was made from requests found before this transaction: its near-duplicates
+        (``links``) and the ones its suggestion shows (``mentions``). Any of them erased since
+        would outlive its erasure here (in the demand counts, a snippet of its text), so they
+        are looked up in the transaction, with erasures kept out until it commits: links to
+        erased ones are dropped, and ``revise(erased ids)`` makes the record stored instead.
         """
-        values = dict(record)
-        for key in ("suggestion", "suggested_labels", "labels", "demand"):
-            values[key] = _json(values[key])
-        values.setdefault("stored_at", now_iso())
-        values["search_text"] = search_text(record)
-        values.setdefault("status", "pending")
-        values["blind_review"] = False
         with self.write() as conn:
+            if self.dialect == "postgresql":
+                # Erasures wait for intakes under way and intakes for an erasure under way
+                # (SQLite's one writer at a time does the same): an erasure either committed
+                # before the look-up below (which, READ COMMITTED, sees what committed while
+                # this waited), or comes after this commit and finds what it made. Row locks
+                # on the requests referred to could deadlock with an erasure's scrubbing.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_ERASURE_LOCK)))
+            referred = {other for other, _ in links} | set(mentions)
+            referred = {i for i in referred if 0 < i <= MAX_ROW_ID}
+            found = (
+                conn.execute(
+                    sa.select(feature_requests.c.id, feature_requests.c.erased_at).where(
+                        feature_requests.c.id.in_(sorted(referred))
+                    )
+                ).all()
+                if referred
+                else []
+            )
+            alive = {row.id for row in found if row.erased_at is None}
+            erased = frozenset(row.id for row in found if row.erased_at is not None)
+            links = [(other, sim) for other, sim in links if other in alive]
+            if erased and revise is not None:
+                record = revise(erased)
+            values = dict(record)
+            for key in ("suggestion", "suggested_labels", "labels", "demand"):
+                values[key] = _json(values[key])
+            values.setdefault("stored_at", now_iso())
+            values["search_text"] = search_text(record)
+            values.setdefault("status", "pending")
+            values["blind_review"] = False
             request_id = int(
                 conn.execute(
                     feature_requests.insert().values(**values).returning(feature_requests.c.id)
@@ -516,22 +550,6 @@ class Store:
                     .where(feature_requests.c.id == request_id)
                     .values(blind_review=True)
                 )
-            if links:
-                # A request erased since the near-duplicates were found keeps no link (erasure
-                # removes its links both ways). Locking the linked rows (FOR SHARE: PostgreSQL;
-                # SQLite writes one at a time anyway) makes an erasure under way wait for this
-                # transaction, and then delete the links it made.
-                alive = set(
-                    conn.execute(
-                        sa.select(feature_requests.c.id)
-                        .where(
-                            feature_requests.c.id.in_([other for other, _ in links]),
-                            feature_requests.c.erased_at.is_(None),
-                        )
-                        .with_for_update(read=True)
-                    ).scalars()
-                )
-                links = [(other, sim) for other, sim in links if other in alive]
             if links:
                 conn.execute(
                     request_links.insert(),
@@ -716,6 +734,8 @@ class Store:
             raise NotFound(request_id)
         ref = reviewed_sample_id(request_id)
         with self.write() as conn:
+            if self.dialect == "postgresql":  # waits for intakes under way (``add_request``)
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ERASURE_LOCK)))
             row = conn.execute(
                 sa.select(feature_requests.c.status, feature_requests.c.erased_at)
                 .where(feature_requests.c.id == request_id)

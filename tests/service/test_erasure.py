@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from postgres_testing import on_both_backends
 from service_testing import AUTH
@@ -183,3 +189,98 @@ def test_a_request_erased_before_an_intake_commits_gets_no_link_from_it(
         assert [link[0] for link in store.get_request(new)["earlier_similar"]] == [kept]
     finally:
         store.close()
+
+
+class _Race:
+    """A request erased while an intake that refers to it is under way, and that intake.
+
+    The model is made to show the erased request as a similar past request (as if trained on
+    its review); as a near-duplicate (``first`` is ``NARROW``) it is counted too: three
+    near-duplicates from three partners are broad demand (the default minimum), which would
+    turn the third's decline into a review. With it erased, the intake must count two
+    partners, show it nowhere, and keep the decline.
+    """
+
+    query = NARROW + "?"
+
+    def __init__(self, client: TestClient, first: str) -> None:
+        self.client = client
+        self.erased = intake(client, first, partner="Erste IT")
+        self.kept = intake(client, NARROW + "!", partner="Zweite IT")
+        self.ref = _pose_as_trained_on(client, self.erased["id"], self.query)
+
+    def erase(self) -> None:
+        path = f"/v1/requests/{self.erased['id']}"
+        assert self.client.delete(path, headers=AUTH).status_code == 200
+
+    def intake(self) -> dict:
+        return intake(self.client, self.query, partner="Dritte IT")
+
+    def check(self, new: dict) -> None:
+        suggestion = new["suggestion"]
+        demand = suggestion["demand"]
+        assert [s["id"] for s in demand["similar"]] == [self.kept["id"]]
+        assert (demand["similar_requests"], demand["partners"], demand["broad"]) == (1, 2, False)
+        assert suggestion["outcome"] == "decline_limited_use"
+        assert "broad_demand" not in suggestion["flags"]
+        assert self.ref not in [s["id"] for s in suggestion["similar"]]
+        assert suggestion["similar"]  # the other similar requests stay
+        stored = self.client.get(f"/v1/requests/{new['id']}", headers=AUTH).json()
+        assert stored["suggestion"] == suggestion and stored["demand"] == demand
+        assert stored["outcome"] == "decline_limited_use"
+        assert [link["id"] for link in stored["earlier_similar"]] == [self.kept["id"]]
+        assert self.ref not in json.dumps(stored)
+
+
+# The erased request as a near-duplicate and similar past request, or as the latter only.
+_FIRST = pytest.mark.parametrize("first", [NARROW, TEXT], ids=["near-duplicate", "shown"])
+
+
+@on_both_backends
+@_FIRST
+def test_a_request_erased_after_an_intake_found_it_is_not_counted_nor_shown(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    # The intake found its near-duplicates and similar requests, then the erasure committed
+    # (in another worker), then the intake stored what it had found.
+    race = _Race(client, first)
+    index = client.app.state.triage.demand
+    search = index.neighbours
+
+    def then_erase(*args: Any) -> Any:
+        found = search(*args)
+        client.app.state.triage.store.erase_request(race.erased["id"])
+        return found
+
+    monkeypatch.setattr(index, "neighbours", then_erase)
+    race.check(race.intake())
+
+
+@on_both_backends
+@_FIRST
+def test_an_intake_during_an_erasure_waits_for_it(client: TestClient, first: str) -> None:
+    # The erasure has scrubbed the suggestions stored so far but not committed when the
+    # intake, which found the request before it, comes to store what it found.
+    race = _Race(client, first)
+    engine = client.app.state.triage.store.engine
+    scrubbed, resume = threading.Event(), threading.Event()
+
+    def pause(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "suggestion LIKE" in statement:  # the erasure's look for copies of its text
+            scrubbed.set()
+            resume.wait(timeout=30)
+
+    sa.event.listen(engine, "after_cursor_execute", pause)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            erasing = pool.submit(race.erase)
+            assert scrubbed.wait(timeout=30)
+            storing = pool.submit(race.intake)
+            time.sleep(1.0)  # as far as the intake gets while the erasure is under way
+            resume.set()
+            erasing.result()
+            new = storing.result()
+    finally:
+        resume.set()
+        sa.event.remove(engine, "after_cursor_execute", pause)
+    race.check(new)
