@@ -180,11 +180,24 @@ class _CountedLoads:
     """Counts the holder's model loads; the first one lasts until ``release()``."""
 
     def __init__(self, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.registry = client.app.state.triage.holder.registry
+        holder = client.app.state.triage.holder
+        self.registry = holder.registry
         self.versions: list[str] = []
+        self.forced_calls = 0  # reload calls (not the watcher's polls) that have joined a load
         self._real = self.registry.load
         self._release = threading.Event()
         monkeypatch.setattr(self.registry, "load", self._load)
+        join = holder._join
+
+        counting = threading.Lock()
+
+        def counted_join(force: bool) -> Any:
+            joined = join(force)
+            with counting:
+                self.forced_calls += force
+            return joined
+
+        monkeypatch.setattr(holder, "_join", counted_join)
 
     def _load(self, version: str, **kwargs: Any) -> Any:
         self.versions.append(version)
@@ -209,7 +222,7 @@ def _reload_during_a_load(
             pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
             for _ in range(19)
         ]
-        time.sleep(1.0)  # every call has come while the first load still runs
+        wait_for(lambda: loads.forced_calls == 20)  # every call came while the first load ran
         loads.release()
         return first.result(), [answer.result() for answer in rest]
 
