@@ -122,7 +122,7 @@ def test_a_missing_model_directory_is_refused_and_an_empty_one_gets_a_first_mode
     # A typo in TRIAGE_MODEL_DIR used to start a registry of its own, promote into it and
     # exit 0, while the service went on serving the old model.
     typo = tmp_path / "modles"
-    with pytest.raises(ArtifactError, match="no model registry at .*modles"):
+    with pytest.raises(ArtifactError, match=r"no model registry at .*modles"):
         retrain(_reviews(ALL[250:300]), typo, [weak_champion[1]])
     assert not typo.exists()
     empty = tmp_path / "models"
