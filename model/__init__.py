@@ -9,6 +9,7 @@ from model.suggestion import (
     LabelScore,
     SimilarRequest,
     Suggestion,
+    reviewed_request_id,
     reviewed_sample_id,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "Suggestion",
     "TriageModel",
     "load_model",
+    "reviewed_request_id",
     "reviewed_sample_id",
 ]

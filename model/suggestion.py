@@ -125,3 +125,12 @@ class Suggestion:
 def reviewed_sample_id(request_id: int | str) -> str:
     """The id under which a reviewed inbox request is trained on, and so shown as similar."""
     return f"review-{request_id}"
+
+
+def reviewed_request_id(sample_id: str) -> int | None:
+    """The inbox request a similar past request is (``reviewed_sample_id``'s inverse), if any."""
+    _, _, number = sample_id.rpartition("-")
+    if not (number.isascii() and number.isdigit()):
+        return None
+    request_id = int(number)
+    return request_id if reviewed_sample_id(request_id) == sample_id else None

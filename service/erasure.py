@@ -27,15 +27,6 @@ from service.runtime import poll
 from service.store import Store
 
 
-def reviewed_request_id(sample_id: str) -> int | None:
-    """The inbox request a similar past request is, if it is one (``reviewed_sample_id``)."""
-    _, _, number = sample_id.rpartition("-")
-    if not (number.isascii() and number.isdigit()):
-        return None
-    request_id = int(number)
-    return request_id if reviewed_sample_id(request_id) == sample_id else None
-
-
 class Erasures:
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import to_json
 
-from model import ArtifactError, reviewed_sample_id
+from model import ArtifactError, reviewed_request_id, reviewed_sample_id
 from model.outcome import outcome_for_labels
 from service import schemas as s
 from service.convert import margin, suggestion_out
@@ -28,7 +28,6 @@ from service.deps import (
     serving_model,
     suggest_access,
 )
-from service.erasure import reviewed_request_id
 from service.errors import PROBLEM_MEDIA_TYPE, Problem
 from service.store import Erased, KeyReused, NotFound, suggestion_hidden, to_iso
 

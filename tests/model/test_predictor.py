@@ -292,3 +292,11 @@ def test_partner_outcome_with_broad_value_suggests_a_product_default() -> None:
     ]
     assert "product default" in decide_outcome(per_label, "en", [], 0.5).rationale
     assert "Produkt-Standard" in decide_outcome(per_label, "de", [], 0.5).rationale
+
+
+def test_a_reviewed_requests_sample_id_leads_back_to_the_request() -> None:
+    from model import reviewed_request_id, reviewed_sample_id
+
+    assert reviewed_request_id(reviewed_sample_id(42)) == 42
+    for other in ("tr0042", "review-042", "review-", "review-4a", "review-\u0664\u0662", "x-42"):
+        assert reviewed_request_id(other) is None, other
