@@ -309,7 +309,14 @@ def create_db_engine(url: str) -> Engine:
             # The `postgres` extra installs psycopg 3; SQLAlchemy's default would be psycopg2.
             parsed = parsed.set(drivername="postgresql+psycopg")
         return sa.create_engine(
-            parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+            parsed,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            hide_parameters=True,
+            # Whatever the server's default: add_request's ordering with erasures relies on
+            # each statement seeing what committed while the transaction waited for a lock.
+            isolation_level="READ COMMITTED",
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -284,3 +284,27 @@ def test_an_intake_during_an_erasure_waits_for_it(client: TestClient, first: str
         resume.set()
         sa.event.remove(engine, "after_cursor_execute", pause)
     race.check(new)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_store_reads_committed_whatever_the_server_default(database_url: str) -> None:
+    # Intakes and erasures order themselves by an advisory lock and then look again (see
+    # Store.add_request): that needs each statement to see what committed while it waited,
+    # which a server set to REPEATABLE READ would not give.
+    from service.store import create_db_engine
+
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    name = sa.engine.make_url(database_url).database
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(
+                f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"
+            )
+        )
+    admin.dispose()
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "read committed"
+    finally:
+        engine.dispose()
