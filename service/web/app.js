@@ -47,6 +47,7 @@
     hidden: new Set(), // labels whose highlights are switched off in the legend
     busy: false,
     routed: null, // the address route() last handled (hashchange and popstate both report it)
+    visit: 0, // counts route()s: an answer that comes after the reviewer moved on is not shown
   };
 
   // --- small DOM helpers (text only) ------------------------------------------------------
@@ -347,6 +348,7 @@
 
   async function route() {
     state.routed = location.hash;
+    state.visit += 1;
     const hash = location.hash || "#/inbox";
     const { path, query } = splitHash(hash);
     const [, view, arg] = path.split("/");
@@ -362,14 +364,21 @@
     }
     if (view === "login") { location.hash = inboxHash(); return; }
     if (view === "request") {
-      setView("request");
       // Ids are 1, 2, 3, …: anything else would only earn the API's validation message.
       if (/^[1-9]\d{0,14}$/.test(arg || "")) {
+        if (state.view !== "request" || (state.current && state.current.id !== Number(arg))) {
+          // Until this one is read no key or button may act on the request shown before,
+          // and, coming from another view, its words must not stand under this address.
+          if (state.view !== "request") $("req-body").hidden = true;
+          state.current = null;
+        }
+        setView("request");
         applyContext(query);
         setHash(requestHash(Number(arg)));
         await openRequest(Number(arg));
         return;
       }
+      setView("request");
       state.current = null;
       $("req-body").hidden = true;
       setBusy(false);
@@ -736,10 +745,14 @@
   }
 
   async function openRequest(id) {
+    // The address may move on while this one is read (Back, a link, I): then its answer is
+    // not shown, nor takes the focus, over what the reviewer went to.
+    const visit = state.visit;
     const error = $("req-error");
     error.hidden = true;
     if (!state.labels.length) {
       try { await loadModel(); } catch (_) { /* submitReview refuses and says why */ }
+      if (visit !== state.visit) return;
     }
     // The inbox page is read again with the request (unless the step here just read it), so
     // its place is told from the list as it is now: a request decided or changed meanwhile
@@ -753,14 +766,17 @@
       // Missing or erased: show why, and nothing a key could act on. The request shown
       // before must not stay current, or "accept" would review it under this one's address.
       await listing;
+      if (err.status === 404 || err.status === 410) state.drafts.delete(id);
+      if (visit !== state.visit) return;
       state.current = null;
       $("req-body").hidden = true;
       setBusy(false);
       showError(error, err);
-      if (err.status === 404 || err.status === 410) state.drafts.delete(id);
       return;
     }
-    state.inbox.unread = Boolean(await listing);
+    const unread = Boolean(await listing);
+    if (visit !== state.visit) return;
+    state.inbox.unread = unread;
     $("req-body").hidden = false;
     state.current = request;
     setBusy(false);

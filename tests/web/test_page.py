@@ -894,3 +894,70 @@ def test_an_inbox_answer_overtaken_by_a_newer_one_is_not_shown(
     assert page.get_by_label("Language").input_value() == "de"
     assert page.url.endswith("#/inbox?lang=de")
     watch.assert_clean(page)
+
+
+def hold(page: Any, pattern: str) -> list[Any]:
+    """Answers to ``pattern`` wait until the test lets them through (``continue_()``)."""
+    held: list[Any] = []
+    page.route(pattern, lambda route: held.append(route))
+    return held
+
+
+def let_through(page: Any, held: list[Any], url_part: str) -> None:
+    with page.expect_response(lambda response: url_part in response.url):
+        held.pop(0).continue_()
+    page.wait_for_timeout(300)  # time for the page to (wrongly) act on the late answer
+
+
+def test_a_request_answer_that_comes_after_the_reviewer_moved_on_is_not_shown(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    first, second, third = (
+        intake(server, {**ENGLISH, "received_at": f"2025-01-14T0{hour}:30:00Z"})["id"]
+        for hour in (7, 8, 9)
+    )
+    page, watch = open_page(server)
+    wait_for_list(page, [third, second, first])
+    header = page.locator("#req-h")
+
+    # A request read slowly, then another opened: the late answer does not replace it.
+    held = hold(page, f"**/v1/requests/{first}")
+    page.goto(f"{server.url}/#/request/{first}")
+    page.goto(f"{server.url}/#/request/{third}")
+    wait_for_request(page, third)
+    let_through(page, held, f"/v1/requests/{first}")
+    page.unroute(f"**/v1/requests/{first}")
+    assert header.inner_text() == f"Request #{third}"
+    assert re.search(rf"#/request/{third}$", page.url)
+    assert page.locator("#req-pos").inner_text() == "1 of 3"
+
+    # Opened from the inbox and still being read: the request shown before is not on screen
+    # under the new address, and "accept" does not review it.
+    page.keyboard.press("i")
+    wait_for_list(page, [third, second, first])
+    held = hold(page, f"**/v1/requests/{second}")
+    page.locator(f"#inbox-rows tr[data-id='{second}']").get_by_role("link").click()
+    page.wait_for_url(re.compile(rf"#/request/{second}$"))
+    assert page.locator("#req-body").is_hidden()
+    page.keyboard.press("a")
+    page.wait_for_timeout(300)
+    assert stored(server, third)["review"] is None
+    let_through(page, held, f"/v1/requests/{second}")
+    page.unroute(f"**/v1/requests/{second}")
+    wait_for_request(page, second)
+    assert all(stored(server, i)["review"] is None for i in (first, second, third))
+
+    # Left for the inbox before it came: the late answer takes neither the view nor the focus
+    # from the search being typed (its letters would have been shortcuts: T, M, I …).
+    held = hold(page, f"**/v1/requests/{first}")
+    page.goto(f"{server.url}/#/request/{first}")
+    page.keyboard.press("i")
+    page.get_by_label("Search").click()
+    page.keyboard.type("hold")
+    let_through(page, held, f"/v1/requests/{first}")
+    page.keyboard.type(" music")
+    page.wait_for_url(re.compile(r"#/inbox\?q=hold\+music$"))
+    assert page.evaluate("() => document.activeElement.id") == "f-q"
+    assert page.locator("#view-inbox").is_visible()
+    watch.assert_clean(page)
