@@ -1132,8 +1132,10 @@
     const pageAfter = delta > 0 && offset + state.order.length < total;
     if (target === undefined && (pageAfter || (delta < 0 && offset > 0))) {
       // Past the edge of the inbox page: load the neighbouring page and go on there.
+      const visit = state.visit;
       state.inbox.offset = Math.max(0, offset + (delta > 0 ? PAGE_SIZE : -PAGE_SIZE));
       const failure = await loadInbox();
+      if (visit !== state.visit) return; // the reviewer went elsewhere meanwhile: stay there
       if (failure) {
         state.inbox.offset = offset;
         showError($("req-error"), failure);
@@ -1160,6 +1162,7 @@
     let pos = state.order.indexOf(current.id);
     if (pos < 0) return;
     const filters = state.filters;
+    const visit = state.visit;
     let offset = state.inbox.offset;
     let page = { rows: state.inbox.rows, total: state.inbox.total };
     for (let read = 0; ; read++) {
@@ -1186,10 +1189,10 @@
       try {
         page = await fetchPage(filters, offset);
       } catch (err) {
-        showError($("req-error"), err);
+        if (visit === state.visit) showError($("req-error"), err);
         return;
       }
-      if (state.current !== current || state.filters !== filters) return; // the reviewer moved on
+      if (visit !== state.visit || state.current !== current || state.filters !== filters) return; // the reviewer moved on
       pos = delta > 0 ? -1 : page.rows.length;
     }
   }

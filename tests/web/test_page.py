@@ -961,3 +961,52 @@ def test_a_request_answer_that_comes_after_the_reviewer_moved_on_is_not_shown(
     assert page.evaluate("() => document.activeElement.id") == "f-q"
     assert page.locator("#view-inbox").is_visible()
     watch.assert_clean(page)
+
+
+def test_a_step_whose_page_comes_after_the_reviewer_moved_on_does_not_move_them(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    for branch in range(52):
+        intake(server, {"text": f"Filiale {branch}: bitte eine eigene Ansage für die Hotline"})
+    ids = [
+        row["id"]
+        for row in httpx.get(
+            f"{server.url}/v1/requests", params={"limit": 60}, headers=AUTH, timeout=30
+        ).json()
+    ]
+    review_by_api(server, ids[50])
+    page, watch = open_page(server)
+    second_page = "**/v1/requests?*offset=50*"
+
+    # J at the edge of the inbox page, then I before the next page came: the inbox stays.
+    page.goto(f"{server.url}/#/request/{ids[49]}")
+    wait_for_request(page, ids[49])
+    assert page.locator("#req-pos").inner_text() == "50 of 51"
+    held = hold(page, second_page)
+    page.keyboard.press("j")
+    page.keyboard.press("i")  # the inbox at the page the step went to
+    page.wait_for_url(re.compile(r"#/inbox\?page=2$"))
+    for _ in range(100):
+        if len(held) == 2:  # the step's page, then the inbox's
+            break
+        page.wait_for_timeout(50)
+    let_through(page, held, "offset=50")
+    let_through(page, held, "offset=50")
+    page.unroute(second_page)
+    assert page.url.endswith("#/inbox?page=2")
+    assert page.locator("#view-inbox").is_visible()
+
+    # Shift+J scanning the next page, then T: the Try page stays.
+    page.goto(f"{server.url}/#/request/{ids[49]}?status=all")
+    wait_for_request(page, ids[49])
+    page.wait_for_function("() => document.getElementById('req-pos').textContent === '50 of 52'")
+    held = hold(page, second_page)
+    page.keyboard.press("Shift+J")
+    page.keyboard.press("t")
+    page.wait_for_url(re.compile(r"#/try$"))
+    let_through(page, held, "offset=50")
+    page.unroute(second_page)
+    assert page.url.endswith("#/try")
+    assert page.locator("#view-try").is_visible()
+    watch.assert_clean(page)
