@@ -349,6 +349,7 @@
   async function route() {
     state.routed = location.hash;
     state.visit += 1;
+    clearTimeout(searchTimer); // a search typed just before leaving the inbox is not read
     const hash = location.hash || "#/inbox";
     const { path, query } = splitHash(hash);
     const [, view, arg] = path.split("/");

@@ -1010,3 +1010,21 @@ def test_a_step_whose_page_comes_after_the_reviewer_moved_on_does_not_move_them(
     assert page.url.endswith("#/try")
     assert page.locator("#view-try").is_visible()
     watch.assert_clean(page)
+
+
+def test_a_search_typed_just_before_leaving_the_inbox_does_not_rewrite_the_address(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    de, en = intake(server, GERMAN)["id"], intake(server, ENGLISH)["id"]
+    page, watch = open_page(server)
+    wait_for_list(page, [de, en])
+    page.get_by_label("Search").fill("hold music")
+    page.get_by_role("link", name="Try a request").click()  # within the search's 300 ms
+    page.wait_for_timeout(600)
+    assert page.url.endswith("#/try")
+    assert page.locator("#view-try").is_visible()
+    page.go_back()  # the inbox as it was: the search was never read
+    wait_for_list(page, [de, en])
+    assert page.url.endswith("#/inbox")
+    watch.assert_clean(page)
