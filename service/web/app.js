@@ -363,7 +363,9 @@
       $("login-name").focus();
       return;
     }
-    if (view === "login") { location.hash = inboxHash(); return; }
+    // Signed in already: the sign-in address gives way to the inbox (replaced, not added,
+    // or Back would land on it again and be sent forward each time).
+    if (view === "login") { location.replace(inboxHash()); return; }
     if (view === "request") {
       // Ids are 1, 2, 3, …: anything else would only earn the API's validation message.
       if (/^[1-9]\d{0,14}$/.test(arg || "")) {

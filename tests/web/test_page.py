@@ -1028,3 +1028,29 @@ def test_a_search_typed_just_before_leaving_the_inbox_does_not_rewrite_the_addre
     wait_for_list(page, [de, en])
     assert page.url.endswith("#/inbox")
     watch.assert_clean(page)
+
+
+def test_back_passes_the_sign_in_address_after_signing_in_again(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    en = intake(server, ENGLISH)["id"]
+    page, watch = open_page(server)
+    page.get_by_label("Language").select_option("en")
+    page.locator(f"#inbox-rows tr[data-id='{en}']").get_by_role("link").click()
+    wait_for_request(page, en)
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"#/login$"))
+    page.get_by_label("Reviewer name").fill(REVIEWER)
+    page.get_by_label("API key").fill(API_KEY)
+    page.get_by_role("button", name="Sign in").click()
+    wait_for_request(page, en)
+    seen = []
+    for _ in range(3):
+        page.go_back()
+        page.wait_for_timeout(300)
+        seen.append(page.evaluate("() => location.hash"))
+    # The sign-in address gave way to the inbox (it sent Back forward again each time), then
+    # come the request and the list it was opened from.
+    assert seen == ["#/inbox?lang=en", f"#/request/{en}?lang=en", "#/inbox?lang=en"], seen
+    watch.assert_clean(page)
