@@ -861,6 +861,8 @@
     state.drafts.delete(state.current.id);
     resetDecision(state.current);
     renderDraftNote();
+    // The button hid itself: the focus goes to the start of the decision, not to the page.
+    $("label-toggles").querySelector("button")?.focus();
   }
 
   function draftCount() {
@@ -1407,6 +1409,8 @@
       fillFilterOptions();
     }
     renderWho();
+    // "Skip to content" moves the focus; as an address (#main) it would be routed to the inbox.
+    document.querySelector("a.skip").addEventListener("click", (e) => { e.preventDefault(); $("main").focus(); });
     $("login-form").addEventListener("submit", onLogin);
     $("sign-out").addEventListener("click", onSignOut);
     $("filters").addEventListener("change", (e) => { if (e.target.id !== "f-q") refilter({ push: true }); });

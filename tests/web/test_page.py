@@ -1054,3 +1054,31 @@ def test_back_passes_the_sign_in_address_after_signing_in_again(
     # come the request and the list it was opened from.
     assert seen == ["#/inbox?lang=en", f"#/request/{en}?lang=en", "#/inbox?lang=en"], seen
     watch.assert_clean(page)
+
+
+def test_skip_to_content_and_discard_leave_the_focus_in_place(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    en = intake(server, ENGLISH)["id"]
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{en}?lang=en")
+    wait_for_request(page, en)
+    page.wait_for_function("() => document.getElementById('req-pos').textContent === '1 of 1'")
+    page.keyboard.press(LABEL_KEYS["broad_value"])
+
+    # "Skip to content" moves the focus, and stays on the request, its list and its changes.
+    page.locator("a.skip").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert page.url.endswith(f"#/request/{en}?lang=en")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    assert page.locator("#req-draft").is_visible()
+    assert page.locator("#toast").is_hidden()  # no "not saved" for a request not left
+
+    # Discard hides its own button: the focus goes to the decision, not to the page.
+    page.get_by_role("button", name="Discard changes").focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#req-draft").is_hidden()
+    assert page.evaluate("() => document.activeElement.closest('#label-toggles') !== null")
+    watch.assert_clean(page)
