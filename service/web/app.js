@@ -1174,12 +1174,13 @@
       for (let i = pos + delta; i >= 0 && i < page.rows.length; i += delta) {
         if (page.rows[i].status !== "pending") continue;
         const target = page.rows[i].id;
-        if (offset !== state.inbox.offset) {
+        if (read > 0) {
+          // Found on a page read just now: shown, and not read again to place the request.
           setPage(offset, page);
           renderInbox();
+          state.inbox.freshFor = target;
         }
         state.inbox.selected = i;
-        state.inbox.freshFor = target;
         location.hash = requestHash(target);
         return;
       }

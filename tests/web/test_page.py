@@ -1082,3 +1082,26 @@ def test_skip_to_content_and_discard_leave_the_focus_in_place(
     assert page.locator("#req-draft").is_hidden()
     assert page.evaluate("() => document.activeElement.closest('#label-toggles') !== null")
     watch.assert_clean(page)
+
+
+def test_shift_j_on_the_same_page_places_the_request_in_the_list_as_it_is_now(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    _first, second, third = (
+        intake(server, {**ENGLISH, "received_at": f"2025-01-14T0{hour}:30:00Z"})["id"]
+        for hour in (7, 8, 9)
+    )
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{third}?status=all")
+    wait_for_request(page, third)
+    page.wait_for_function("() => document.getElementById('req-pos').textContent === '1 of 3'")
+    # A newer request arrives while this one is read: the list moves down by one.
+    intake(server, {**ENGLISH, "received_at": "2025-01-14T10:30:00Z"})
+    page.keyboard.press("Shift+J")
+    wait_for_request(page, second)
+    page.wait_for_function(
+        "() => document.getElementById('req-pos').textContent === '3 of 4'", timeout=5_000
+    )
+    assert page.get_by_role("button", name="Next →").is_enabled()
+    watch.assert_clean(page)
