@@ -37,7 +37,8 @@
     filters: { ...FILTER_DEFAULTS }, // the filters the inbox list was (or is being) read with
     // freshFor: the request a navigation just read the inbox page for (it need not be read
     // again to place that request); unread: the page could not be read for the request shown.
-    inbox: { rows: [], total: 0, offset: 0, selected: 0, loads: 0, latest: null, freshFor: null, unread: false },
+    // shown: the list (contextQuery) whose rows the inbox table holds.
+    inbox: { rows: [], total: 0, offset: 0, selected: 0, loads: 0, latest: null, freshFor: null, unread: false, shown: null },
     order: [], // request ids in the current inbox order, for next / previous
     current: null, // GET /v1/requests/{id}
     decision: null, // { labels: Set, outcomeTouched: bool }
@@ -448,6 +449,16 @@
       page = await fetchPage(filters, offset);
     } catch (err) {
       if (load !== state.inbox.loads) return state.inbox.latest;
+      if (state.view === "inbox" && state.inbox.shown !== contextQuery(filters, offset)) {
+        // The rows on screen are another list's (other filters or page): not under these.
+        state.inbox.rows = [];
+        state.order = [];
+        clear($("inbox-rows"));
+        show($("inbox-table"), false);
+        show($("inbox-empty"), false);
+        $("inbox-count").textContent = "";
+        $("page-info").textContent = "";
+      }
       showError(error, err);
       return err;
     }
@@ -468,6 +479,7 @@
   function renderInbox() {
     const body = clear($("inbox-rows"));
     const { rows, total, offset } = state.inbox;
+    state.inbox.shown = contextQuery();
     rows.forEach((row, i) => {
       const hide = row.blind_review && row.status === "pending";
       const title = row.title || row.text.split("\n")[0].slice(0, 120);

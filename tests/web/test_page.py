@@ -1105,3 +1105,43 @@ def test_shift_j_on_the_same_page_places_the_request_in_the_list_as_it_is_now(
     )
     assert page.get_by_role("button", name="Next →").is_enabled()
     watch.assert_clean(page)
+
+
+def test_an_inbox_list_that_cannot_be_read_does_not_show_another_under_its_filters(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    de, en = intake(server, GERMAN)["id"], intake(server, ENGLISH)["id"]
+    page, _ = open_page(server)
+    page.get_by_label("Language").select_option("de")
+    wait_for_list(page, [de])
+    problem = {"title": "Service unavailable", "status": 503, "detail": "The inbox store is busy."}
+
+    def busy(route: Any) -> None:
+        route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(problem))
+
+    # The same list read again and refused: what is shown stays, with the error.
+    page.route("**/v1/requests?*", busy)
+    page.get_by_role("button", name="Refresh").click()
+    page.locator("#inbox-error").filter(has_text="busy").wait_for()
+    assert listed(page) == [de]
+
+    # Another list (Back to all languages, English chosen) refused: the German rows are not
+    # shown under it, nor counted.
+    page.go_back()
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    page.wait_for_function("() => !document.querySelectorAll('#inbox-rows tr').length")
+    page.get_by_label("Language").select_option("en")
+    page.wait_for_url(re.compile(r"#/inbox\?lang=en$"))
+    page.locator("#inbox-error").filter(has_text="busy").wait_for()
+    assert listed(page) == []
+    assert page.locator("#inbox-table").is_hidden()
+    assert page.locator("#inbox-empty").is_hidden()  # not "Nothing here" either
+    assert page.locator("#inbox-count").inner_text() == ""
+    page.keyboard.press("Enter")  # no row of the list before to open
+    page.wait_for_timeout(300)
+    assert page.url.endswith("#/inbox?lang=en")
+    page.unroute("**/v1/requests?*", busy)
+    page.get_by_role("button", name="Refresh").click()
+    wait_for_list(page, [en])
+    assert page.locator("#inbox-error").is_hidden()
