@@ -1063,17 +1063,23 @@
     };
     if (comment) body.comment = comment;
     setBusy(true);
+    // The reviewer may go elsewhere while it is saved (I, Back, a link): the answer is then
+    // told there, and does not take them on to the next request.
+    const visit = state.visit;
     let review;
     try {
       review = await api(`/v1/requests/${request.id}/review`, { method: "POST", body });
     } catch (err) {
+      const here = visit === state.visit;
       if (err.status === 410 || err.status === 404) {
         // Erased (or gone) meanwhile: its words must not stay on screen, nor keys act on it.
         state.drafts.delete(request.id);
-        state.current = null;
-        $("req-body").hidden = true;
+        if (here) {
+          state.current = null;
+          $("req-body").hidden = true;
+        }
       }
-      showError($("req-error"), err);
+      if (here) showError($("req-error"), err); else toast(`#${request.id} was not saved: ${err.message}`);
       setBusy(false);
       return;
     }
@@ -1098,7 +1104,12 @@
     } else {
       message += review.labels_agreed ? " (agrees with the suggestion)." : " (corrected).";
     }
-    const next = await nextPending(request.id);
+    const next = visit === state.visit ? await nextPending(request.id) : undefined;
+    if (visit !== state.visit) {
+      toast(message);
+      if (state.view === "inbox") loadInbox(); // the request's status and draft mark change
+      return;
+    }
     if (next) {
       toast(message);
       state.inbox.freshFor = next; // nextPending read the inbox page just now

@@ -904,6 +904,10 @@ def hold(page: Any, pattern: str) -> list[Any]:
 
 
 def let_through(page: Any, held: list[Any], url_part: str) -> None:
+    for _ in range(100):  # the route is reported a moment after the call was made
+        if held:
+            break
+        page.wait_for_timeout(50)
     with page.expect_response(lambda response: url_part in response.url):
         held.pop(0).continue_()
     page.wait_for_timeout(300)  # time for the page to (wrongly) act on the late answer
@@ -991,6 +995,7 @@ def test_a_step_whose_page_comes_after_the_reviewer_moved_on_does_not_move_them(
         if len(held) == 2:  # the step's page, then the inbox's
             break
         page.wait_for_timeout(50)
+    assert len(held) == 2
     let_through(page, held, "offset=50")
     let_through(page, held, "offset=50")
     page.unroute(second_page)
@@ -1145,3 +1150,53 @@ def test_an_inbox_list_that_cannot_be_read_does_not_show_another_under_its_filte
     page.get_by_role("button", name="Refresh").click()
     wait_for_list(page, [en])
     assert page.locator("#inbox-error").is_hidden()
+
+
+def test_a_decision_saved_while_the_reviewer_went_elsewhere_leaves_them_there(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    first, second, third = (
+        intake(server, {**ENGLISH, "received_at": f"2025-01-14T0{hour}:30:00Z"})["id"]
+        for hour in (7, 8, 9)
+    )
+    page, watch = open_page(server)
+    toast = page.locator("#toast")
+
+    # Saved while the reviewer went to the inbox: the inbox stays, and shows it decided.
+    page.goto(f"{server.url}/#/request/{third}")
+    wait_for_request(page, third)
+    page.keyboard.press(LABEL_KEYS["broad_value"])
+    held = hold(page, "**/v1/requests/*/review")
+    page.keyboard.press("s")
+    page.keyboard.press("i")
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    let_through(page, held, "/review")
+    toast.filter(has_text=f"Saved review of #{third}").wait_for()
+    wait_for_list(page, [second, first])
+    assert page.url.endswith("#/inbox")
+    assert page.locator("#inbox-rows .chip.draft").count() == 0
+    page.unroute("**/v1/requests/*/review")
+
+    # Refused (erased meanwhile) after the reviewer opened another request: that one stays
+    # on screen, and the toast says which was not saved.
+    page.locator(f"#inbox-rows tr[data-id='{second}']").get_by_role("link").click()
+    wait_for_request(page, second)
+    page.keyboard.press(LABEL_KEYS["broad_value"])
+    gone = {"title": "Gone", "status": 410, "detail": f"Request {second} was erased."}
+    held = hold(page, "**/v1/requests/*/review")
+    page.keyboard.press("s")
+    page.goto(f"{server.url}/#/request/{first}")
+    wait_for_request(page, first)
+    assert len(held) == 1
+    with page.expect_response(lambda response: "/review" in response.url):
+        held.pop(0).fulfill(
+            status=410, content_type="application/problem+json", body=json.dumps(gone)
+        )
+    toast.filter(has_text=f"#{second} was not saved").wait_for()
+    assert page.locator("#req-body").is_visible()
+    assert page.locator("#req-error").is_hidden()
+    assert page.locator("#req-h").inner_text() == f"Request #{first}"
+    assert page.url.endswith(f"#/request/{first}")
+    watch.failed.clear()  # the 410 above
+    watch.assert_clean(page)
