@@ -1161,7 +1161,8 @@
     if (target === undefined && (pageAfter || (delta < 0 && offset > 0))) {
       // Past the edge of the inbox page: load the neighbouring page and go on there.
       const visit = state.visit;
-      state.inbox.offset = Math.max(0, offset + (delta > 0 ? PAGE_SIZE : -PAGE_SIZE));
+      const wanted = Math.max(0, offset + (delta > 0 ? PAGE_SIZE : -PAGE_SIZE));
+      state.inbox.offset = wanted;
       const failure = await loadInbox();
       if (visit !== state.visit) return; // the reviewer went elsewhere meanwhile: stay there
       if (failure) {
@@ -1169,9 +1170,20 @@
         showError($("req-error"), failure);
         return;
       }
-      target = delta > 0 ? state.order[0] : state.order[state.order.length - 1];
-      state.inbox.selected = Math.max(0, state.order.indexOf(target));
-      state.inbox.freshFor = target;
+      if (state.inbox.offset === wanted) {
+        target = delta > 0 ? state.order[0] : state.order[state.order.length - 1];
+      } else {
+        // That page is gone (its requests left the list meanwhile) and the last one was read:
+        // this request is placed in it, and the step goes on only to a neighbour there.
+        if (!state.current) return;
+        renderPosition();
+        const at = state.order.indexOf(state.current.id);
+        target = at >= 0 ? state.order[at + delta] : undefined;
+      }
+      if (target !== undefined) {
+        state.inbox.selected = state.order.indexOf(target);
+        state.inbox.freshFor = target;
+      }
     }
     if (target !== undefined) location.hash = requestHash(target);
   }

@@ -1200,3 +1200,29 @@ def test_a_decision_saved_while_the_reviewer_went_elsewhere_leaves_them_there(
     assert page.url.endswith(f"#/request/{first}")
     watch.failed.clear()  # the 410 above
     watch.assert_clean(page)
+
+
+def test_next_past_a_page_that_emptied_meanwhile_stays_on_the_last_request(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    for branch in range(51):
+        intake(server, {"text": f"Standort {branch}: Ansage vor der Warteschlange ändern"})
+    newest_first = httpx.get(f"{server.url}/v1/requests", params={"limit": 51}, headers=AUTH)
+    last_of_first_page, only_of_second = (row["id"] for row in newest_first.json()[49:])
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{last_of_first_page}")
+    wait_for_request(page, last_of_first_page)
+    page.wait_for_function("() => document.getElementById('req-pos').textContent === '50 of 51'")
+    review_by_api(server, only_of_second)  # the second page is empty now
+
+    # J finds no page after: the list read is the first page, where this one is the last; it
+    # does not go on to the first request of the list.
+    page.keyboard.press("j")
+    page.wait_for_function(
+        "() => document.getElementById('req-pos').textContent === '50 of 50'", timeout=5_000
+    )
+    assert page.locator("#req-h").inner_text() == f"Request #{last_of_first_page}"
+    assert page.url.endswith(f"#/request/{last_of_first_page}")
+    assert page.get_by_role("button", name="Next →").is_disabled()
+    watch.assert_clean(page)
