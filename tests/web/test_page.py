@@ -61,6 +61,16 @@ def intake(server: ThreadedServer, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
+def intake_many(server: ThreadedServer, texts: list[str]) -> list[int]:
+    """Store ``texts`` in order; their ids as the inbox lists them, newest first."""
+    for text in texts:
+        intake(server, {"text": text})
+    rows = httpx.get(
+        f"{server.url}/v1/requests", params={"limit": len(texts)}, headers=AUTH, timeout=30
+    ).json()
+    return [row["id"] for row in rows]
+
+
 def stored(server: ThreadedServer, request_id: int) -> dict[str, Any]:
     return httpx.get(f"{server.url}/v1/requests/{request_id}", headers=AUTH, timeout=30).json()
 
@@ -510,14 +520,10 @@ def test_after_a_decision_on_a_later_inbox_page_the_next_one_there_opens(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    for branch in range(53):
-        intake(server, {"text": f"Standort {branch}: bitte eine eigene Ansage für die Hotline"})
-    newest_first = [
-        row["id"]
-        for row in httpx.get(
-            f"{server.url}/v1/requests", params={"limit": 60}, headers=AUTH, timeout=30
-        ).json()
-    ]
+    newest_first = intake_many(
+        server,
+        [f"Standort {branch}: bitte eine eigene Ansage für die Hotline" for branch in range(53)],
+    )
     page, watch = open_page(server)
     page.get_by_role("button", name="Next page").click()
     page.locator(f"#inbox-rows tr[data-id='{newest_first[50]}']").wait_for()
@@ -810,14 +816,10 @@ def test_shift_j_and_k_step_to_pending_requests_only(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    for branch in range(52):  # a page of the inbox and two more
-        intake(server, {"text": f"Filiale {branch}: bitte eine eigene Ansage für die Hotline"})
-    ids = [
-        row["id"]
-        for row in httpx.get(
-            f"{server.url}/v1/requests", params={"limit": 60}, headers=AUTH, timeout=30
-        ).json()
-    ]
+    ids = intake_many(
+        server,
+        [f"Filiale {branch}: bitte eine eigene Ansage für die Hotline" for branch in range(52)],
+    )  # a page of the inbox and two more
     for decided in (ids[1], ids[2], ids[50]):  # two on the first page, one on the second
         review_by_api(server, decided)
     page, watch = open_page(server)
@@ -971,14 +973,10 @@ def test_a_step_whose_page_comes_after_the_reviewer_moved_on_does_not_move_them(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    for branch in range(52):
-        intake(server, {"text": f"Filiale {branch}: bitte eine eigene Ansage für die Hotline"})
-    ids = [
-        row["id"]
-        for row in httpx.get(
-            f"{server.url}/v1/requests", params={"limit": 60}, headers=AUTH, timeout=30
-        ).json()
-    ]
+    ids = intake_many(
+        server,
+        [f"Filiale {branch}: bitte eine eigene Ansage für die Hotline" for branch in range(52)],
+    )
     review_by_api(server, ids[50])
     page, watch = open_page(server)
     second_page = "**/v1/requests?*offset=50*"
