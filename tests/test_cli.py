@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from tests.conftest import SAMPLES
 from training.data import load_samples
 from training.evaluate import evaluate_model
 from triage_cli import predict as predict_io
-from triage_cli.main import app, default_model_reason
+from triage_cli.main import _sigterm_unwinds, _Terminated, app, default_model_reason
 
 runner = CliRunner()
 
@@ -361,3 +362,22 @@ def test_predict_ends_cleanly_on_sigterm(cli_registry, tmp_path) -> None:
     ]
     assert all(json.loads(line)["id"] for line in stdout.splitlines())  # complete lines
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+class _SignalsItselfWhenCollected:
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_where_python_ignores_exceptions_still_terminates(capsys) -> None:
+    # Sent while the pool forked its workers, the signal's exception was raised in an at-fork
+    # hook, where Python prints "Exception ignored", a traceback, and goes on: the run
+    # finished and exited 0. A __del__ is another such place.
+    before = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    finished = False
+    with pytest.raises(_Terminated), _sigterm_unwinds():
+        _SignalsItselfWhenCollected()
+        finished = True
+    assert finished
+    assert capsys.readouterr().err == ""
+    assert (signal.getsignal(signal.SIGTERM), sys.unraisablehook) == before

@@ -73,21 +73,38 @@ def _sigterm_unwinds() -> Iterator[None]:
     Killed outright, the process left its forked workers writing into a closed pipe, each
     with a BrokenPipeError traceback. Unwinding stops the pool; a worker (it inherits this
     handler through fork) just ends, silently, as it would without one.
+
+    A signal that lands where Python ignores exceptions (an at-fork hook while the pool
+    starts its workers, a ``__del__``) loses its ``_Terminated``; the run went on to the end
+    and exited 0 after an "Exception ignored" traceback. So the signal is also remembered, a
+    body that ends normally after it raises ``_Terminated`` all the same, and the lost one is
+    not printed.
     """
     parent = os.getpid()
+    terminated = False
 
     def handler(signum: int, frame: object) -> None:
+        nonlocal terminated
         if os.getpid() != parent:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        terminated = True
         raise _Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def quiet(unraisable: sys.UnraisableHookArgs) -> None:  # Python's "Exception ignored"
+        if not isinstance(unraisable.exc_value, _Terminated):
+            previous_hook(unraisable)
+
+    previous, previous_hook = signal.signal(signal.SIGTERM, handler), sys.unraisablehook
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
+    if terminated:
+        raise _Terminated
 
 
 class _ProgressBar:
