@@ -230,6 +230,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 from prometheus_client import multiprocess
 
                 multiprocess.mark_process_dead(os.getpid())
+            # The app is a web of cycles (routes, middleware), and the holder was one with
+            # the metrics (its reload hook counts into them, they read its version): both are
+            # freed only by a full garbage collection, which a process holding the model's
+            # many objects seldom runs. Till then the model (~80 MB) stayed; tests make
+            # hundreds of apps. Unlinked, the state goes as soon as the lifespan ends.
+            state.holder.result_hook = None
+            del app.state.triage
 
     app = FastAPI(
         title="Request Triage",
