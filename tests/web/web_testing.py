@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import threading
 import time
@@ -34,6 +36,27 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"  # git-ignored
 
 
+def server_port() -> int:
+    """A free loopback port: one of ``TRIAGE_TEST_PORTS`` ("8711-8719") when set, else any.
+
+    Where several people share a machine each may be given ports of their own to use.
+    """
+    span = os.environ.get("TRIAGE_TEST_PORTS", "").strip()
+    if not span:
+        return free_port()
+    first, _, last = span.partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        with socket.socket() as sock:
+            # As uvicorn binds: a port a stopped server left in TIME_WAIT is free again.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in TRIAGE_TEST_PORTS={span}")
+
+
 class ThreadedServer:
     """uvicorn serving one app in a daemon thread on a free loopback port."""
 
@@ -41,7 +64,7 @@ class ThreadedServer:
         app = create_app(settings)
         if not any(getattr(r, "path", None) == "/" for r in app.routes):
             mount_web(app, settings)  # until create_app wires the page in itself
-        self.port = free_port()
+        self.port = server_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
