@@ -245,6 +245,7 @@
 
   function setView(name) {
     for (const view of VIEWS) show($(`view-${view}`), view === name);
+    if (name !== "request") $("view-request").removeAttribute("aria-busy");
     for (const link of document.querySelectorAll("[data-nav]")) {
       if (link.dataset.nav === name || (name === "request" && link.dataset.nav === "inbox")) {
         link.setAttribute("aria-current", "page");
@@ -303,11 +304,18 @@
   const inboxHash = () => `#/inbox${contextQuery()}`;
   const requestHash = (id) => `#/request/${id}${contextQuery()}`;
 
+  // The address the page has handled, also as <body data-routed>: an address it has not
+  // routed yet (its hashchange still to come) still shows what the one before it showed.
+  function setRouted(hash) {
+    state.routed = hash;
+    document.body.dataset.routed = hash;
+  }
+
   // Address changes the page makes itself: no hashchange, so no second route().
   function setHash(hash, { push = false } = {}) {
     if (hash !== location.hash) {
       history[push ? "pushState" : "replaceState"](history.state, "", hash);
-      state.routed = location.hash;
+      setRouted(location.hash);
     }
     syncLinks();
   }
@@ -348,7 +356,7 @@
   }
 
   async function route() {
-    state.routed = location.hash;
+    setRouted(location.hash);
     state.visit += 1;
     clearTimeout(searchTimer); // a search typed just before leaving the inbox is not read
     const hash = location.hash || "#/inbox";
@@ -377,12 +385,16 @@
           state.current = null;
         }
         setView("request");
+        // Being read (aria-busy) until openRequest shows it: what is on screen meanwhile is
+        // the request before, or nothing.
+        $("view-request").setAttribute("aria-busy", "true");
         applyContext(query);
         setHash(requestHash(Number(arg)));
         await openRequest(Number(arg));
         return;
       }
       setView("request");
+      $("view-request").removeAttribute("aria-busy");
       state.current = null;
       $("req-body").hidden = true;
       setBusy(false);
@@ -783,6 +795,7 @@
       await listing;
       if (err.status === 404 || err.status === 410) state.drafts.delete(id);
       if (visit !== state.visit) return;
+      $("view-request").removeAttribute("aria-busy");
       state.current = null;
       $("req-body").hidden = true;
       setBusy(false);
@@ -792,6 +805,7 @@
     const unread = Boolean(await listing);
     if (visit !== state.visit) return;
     state.inbox.unread = unread;
+    $("view-request").removeAttribute("aria-busy");
     $("req-body").hidden = false;
     state.current = request;
     setBusy(false);

@@ -124,12 +124,22 @@ def open_page(browser: Any) -> Iterator[Callable[..., tuple[Any, Watch]]]:
         context.close()
 
 
+# Request #id on screen as read for the address shown: the page has routed that address (its
+# hashchange may still be to come), read the request (no longer aria-busy) and shows it. The
+# heading alone may be left from when the same request was open before (from the inbox, under
+# another list, before signing in again) while it is still being read, or was refused.
+REQUEST_SHOWN = """id => document.body.dataset.routed === location.hash
+    && !document.getElementById('view-request').hidden
+    && !document.getElementById('view-request').hasAttribute('aria-busy')
+    && !document.getElementById('req-body').hidden
+    && document.getElementById('req-h').textContent === `Request #${id}`"""
+
+
 def wait_for_request(page: Any, request_id: int) -> None:
+    """Wait until request ``request_id`` is open: read for this address, not left from before."""
     # The address may carry the inbox filters and page the request was opened from.
     page.wait_for_url(re.compile(rf"#/request/{request_id}(\?[^#]*)?$"))
-    page.wait_for_function(
-        "id => document.getElementById('req-h').textContent === `Request #${id}`", arg=request_id
-    )
+    page.wait_for_function(REQUEST_SHOWN, arg=request_id)
 
 
 def test_review_flow_in_the_browser(
@@ -1223,4 +1233,41 @@ def test_next_past_a_page_that_emptied_meanwhile_stays_on_the_last_request(
     assert page.locator("#req-h").inner_text() == f"Request #{last_of_first_page}"
     assert page.url.endswith(f"#/request/{last_of_first_page}")
     assert page.get_by_role("button", name="Next →").is_disabled()
+    watch.assert_clean(page)
+
+
+def test_waiting_for_a_request_does_not_pass_on_the_one_shown_before(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    server = start_web()
+    created = intake(server, ENGLISH)["id"]
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{created}")
+    wait_for_request(page, created)
+    held = hold(page, f"**/v1/requests/{created}")
+
+    # The same request opened again from the inbox, still being read: its heading is left
+    # from before, but it is not open yet.
+    page.keyboard.press("i")
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    page.goto(f"{server.url}/#/request/{created}")
+    page.set_default_timeout(1_000)
+    with pytest.raises(PlaywrightTimeout):
+        wait_for_request(page, created)
+    page.set_default_timeout(15_000)
+    let_through(page, held, f"/v1/requests/{created}")
+    wait_for_request(page, created)
+
+    # The same request under another list, still being read: not open under it yet either.
+    page.goto(f"{server.url}/#/request/{created}?status=all")
+    page.set_default_timeout(1_000)
+    with pytest.raises(PlaywrightTimeout):
+        wait_for_request(page, created)
+    page.set_default_timeout(15_000)
+    let_through(page, held, f"/v1/requests/{created}")
+    wait_for_request(page, created)
+    page.unroute(f"**/v1/requests/{created}")
+    assert page.url.endswith(f"#/request/{created}?status=all")
     watch.assert_clean(page)
