@@ -48,6 +48,7 @@
     hidden: new Set(), // labels whose highlights are switched off in the legend
     busy: false,
     routed: null, // the address route() last handled (hashchange and popstate both report it)
+    draftsOwner: null, // who left the drafts when a refused key signed them out (claimDrafts)
     visit: 0, // counts route()s: an answer that comes after the reviewer moved on is not shown
   };
 
@@ -173,15 +174,44 @@
 
   // --- session --------------------------------------------------------------------------------
 
+  // Drafts kept through a sign-out by the page go back to the reviewer who left them, and to
+  // nobody else: signed in under another name, this tab discards them before showing anything.
+  function claimDrafts() {
+    const owner = state.draftsOwner;
+    if (owner === null) return;
+    state.draftsOwner = null;
+    show($("login-drafts"), false);
+    if (owner === sessionStorage.getItem(SESSION_NAME)) return;
+    const count = state.drafts.size;
+    state.drafts.clear();
+    if (count) toast(`Unsaved changes to ${count} request(s) left in this tab by the reviewer signed in before were discarded.`);
+  }
+
   function signedIn() {
     return Boolean(sessionStorage.getItem(SESSION_KEY) && sessionStorage.getItem(SESSION_NAME));
   }
 
+  // Signed out by the page (a message says why: the key was refused) rather than by the
+  // reviewer: nobody chose to give up the unsaved changes, so they are kept for this reviewer
+  // (the ones on screen too, as route() leaves the request) and come back when the same name
+  // signs in again; anyone else signing in in this tab never sees them (claimDrafts). Signing
+  // out by hand asks first and discards them (onSignOut).
   function signOut(message) {
+    const name = sessionStorage.getItem(SESSION_NAME);
+    if (message && name && state.draftsOwner === null) state.draftsOwner = name;
+    const count = draftCount();
     sessionStorage.removeItem(SESSION_KEY);
     sessionStorage.removeItem(SESSION_NAME);
     renderWho();
     if (message) showError($("login-error"), message);
+    if (count && state.draftsOwner !== null) {
+      $("login-drafts").replaceChildren(
+        `Your unsaved changes to ${count} request(s) are kept in this tab for `,
+        el("bdi", {}, state.draftsOwner),
+        ": sign in again under that name to get them back. Signing in under another name discards them.",
+      );
+      show($("login-drafts"), true);
+    }
     if (!location.hash.startsWith("#/login")) {
       state.after = location.hash;
       location.hash = "#/login";
@@ -372,6 +402,7 @@
       $("login-name").focus();
       return;
     }
+    claimDrafts();
     // Signed in already: the sign-in address gives way to the inbox (replaced, not added,
     // or Back would land on it again and be sent forward each time).
     if (view === "login") { location.replace(inboxHash()); return; }
@@ -1445,6 +1476,8 @@
     if (count && !window.confirm(`Sign out and lose your unsaved changes to ${count} request(s)?`)) return;
     if (state.current) state.baseline = snapshot(); // what is on screen is given up too
     state.drafts.clear();
+    state.draftsOwner = null;
+    show($("login-drafts"), false);
     signOut();
   }
 

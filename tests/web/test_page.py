@@ -1236,6 +1236,79 @@ def test_next_past_a_page_that_emptied_meanwhile_stays_on_the_last_request(
     watch.assert_clean(page)
 
 
+def sign_in(page: Any, name: str) -> None:
+    page.get_by_label("Reviewer name").fill(name)
+    page.get_by_label("API key").fill(API_KEY)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_drafts_kept_through_a_refused_key_go_only_to_the_same_reviewer(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    older, newer = intake(server, ENGLISH)["id"], intake(server, GERMAN)["id"]
+    page, watch = open_page(server)
+    comment = page.locator("#decide-comment")
+    note = page.locator("#req-draft")
+    refused = {"title": "Unauthorized", "status": 401, "detail": "Invalid API key."}
+
+    def refuse(route: Any) -> None:
+        route.fulfill(status=401, content_type="application/problem+json", body=json.dumps(refused))
+
+    def refused_on_save() -> None:
+        page.route("**/v1/requests/*/review", refuse)
+        page.get_by_role("button", name="Save my decision").click()
+        page.wait_for_url(re.compile(r"#/login$"))
+        page.unroute("**/v1/requests/*/review", refuse)
+
+    # A draft left on another request, and changes on screen, when the key is refused.
+    page.goto(f"{server.url}/#/request/{older}")
+    wait_for_request(page, older)
+    page.keyboard.press("c")
+    page.keyboard.type("Older: ask the partner.")
+    page.keyboard.press("Escape")
+    page.goto(f"{server.url}/#/request/{newer}")
+    wait_for_request(page, newer)
+    page.keyboard.press("c")
+    page.keyboard.type("Newer: check the pentest.")
+    page.keyboard.press("Escape")
+    refused_on_save()
+    kept = page.locator("#login-drafts")
+    assert "2 request(s)" in kept.inner_text() and REVIEWER in kept.inner_text()
+
+    # The same reviewer signs in again: both come back.
+    sign_in(page, REVIEWER)
+    wait_for_request(page, newer)
+    assert comment.input_value() == "Newer: check the pentest."
+    assert note.is_visible()
+    assert kept.is_hidden()
+
+    # Refused again, and someone else signs in in this tab: they see none of it.
+    refused_on_save()
+    sign_in(page, "Kim Berger")
+    wait_for_request(page, newer)
+    assert comment.input_value() == ""
+    assert note.is_hidden()
+    page.locator("#toast").filter(has_text="were discarded").wait_for()
+    page.keyboard.press("i")
+    wait_for_list(page, [newer, older])
+    assert page.locator("#inbox-rows .chip.draft").count() == 0
+    page.goto(f"{server.url}/#/request/{older}")
+    wait_for_request(page, older)
+    assert comment.input_value() == ""
+
+    # Nor does the first reviewer, signing in after them: the drafts are gone, and signing
+    # out asked nothing (there was nothing to lose).
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"#/login$"))
+    sign_in(page, REVIEWER)
+    wait_for_request(page, older)
+    assert comment.input_value() == ""
+    assert all(stored(server, i)["review"] is None for i in (older, newer))
+    watch.failed.clear()  # the 401s above
+    watch.assert_clean(page)
+
+
 def test_waiting_for_a_request_does_not_pass_on_the_one_shown_before(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
