@@ -1149,7 +1149,11 @@
     } else {
       message += review.labels_agreed ? " (agrees with the suggestion)." : " (corrected).";
     }
-    const next = visit === state.visit ? await nextPending(request.id) : undefined;
+    let next;
+    let unread = null; // why the inbox could not be read to find the next request
+    if (visit === state.visit) {
+      try { next = await nextPending(request.id); } catch (err) { unread = err; }
+    }
     if (visit !== state.visit) {
       toast(message);
       if (state.view === "inbox") loadInbox(); // the request's status and draft mark change
@@ -1159,6 +1163,10 @@
       toast(message);
       state.inbox.freshFor = next; // nextPending read the inbox page just now
       location.hash = requestHash(next);
+    } else if (unread) {
+      // The review is saved, but what is left to decide is not known: the inbox says why.
+      toast(`${message} The inbox list could not be refreshed, so the next request was not opened: ${unread.message}`);
+      location.hash = inboxHash();
     } else {
       toast(`${message} All pending requests are decided.`);
       state.inbox.offset = 0;
@@ -1171,12 +1179,15 @@
     for (const id of ["btn-accept", "btn-save"]) $(id).disabled = busy;
   }
 
+  // The id of the request to open after one decided, or undefined when none is pending; throws
+  // when the inbox cannot be read (then what is left pending is not known).
   async function nextPending(doneId) {
     // Next pending in the inbox order after the one just decided, on the inbox page it was on
     // (read again: a decided request may have left the list, and the rest moved up), else the
     // first pending one left anywhere.
     const pos = state.order.indexOf(doneId);
-    if (await loadInbox()) return undefined; // the inbox cannot be read: go back to it
+    const failure = await loadInbox();
+    if (failure) throw failure;
     const pending = new Set(
       state.inbox.rows.filter((row) => row.status === "pending" && row.id !== doneId).map((row) => row.id),
     );
@@ -1187,12 +1198,8 @@
     const params = filterQuery();
     params.set("status", "pending");
     params.set("limit", "2");
-    try {
-      const first = (await api(`/v1/requests?${params}`)).find((row) => row.id !== doneId);
-      return first && first.id;
-    } catch (_) {
-      return undefined;
-    }
+    const first = (await api(`/v1/requests?${params}`)).find((row) => row.id !== doneId);
+    return first && first.id;
   }
 
   async function step(delta) {

@@ -1236,10 +1236,43 @@ def test_next_past_a_page_that_emptied_meanwhile_stays_on_the_last_request(
     watch.assert_clean(page)
 
 
+def busy_inbox(route: Any) -> None:
+    problem = {"title": "Service unavailable", "status": 503, "detail": "The inbox store is busy."}
+    route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(problem))
+
+
 def sign_in(page: Any, name: str) -> None:
     page.get_by_label("Reviewer name").fill(name)
     page.get_by_label("API key").fill(API_KEY)
     page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_save_whose_inbox_cannot_be_read_after_does_not_claim_nothing_is_pending(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    older, newer = intake(server, ENGLISH)["id"], intake(server, GERMAN)["id"]
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{newer}")
+    wait_for_request(page, newer)
+    page.route("**/v1/requests?*", busy_inbox)  # the list read after the save is refused
+
+    page.get_by_role("button", name="Save my decision").click()
+    toast = page.locator("#toast").filter(has_text=f"Saved review of #{newer}")
+    toast.wait_for()
+    said = toast.inner_text()
+    assert "inbox list could not be refreshed" in said and "The inbox store is busy." in said
+    assert "All pending requests are decided" not in said  # #older is pending: nobody knows
+    assert stored(server, newer)["status"] == "reviewed"
+    assert stored(server, older)["status"] == "pending"
+    # The inbox it goes back to says why it shows no list.
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    page.locator("#inbox-error").filter(has_text="busy").wait_for()
+    page.unroute("**/v1/requests?*", busy_inbox)
+    page.get_by_role("button", name="Refresh").click()
+    wait_for_list(page, [older])
+    watch.failed.clear()  # the 503s above
+    watch.assert_clean(page)
 
 
 def test_drafts_kept_through_a_refused_key_go_only_to_the_same_reviewer(
