@@ -887,11 +887,13 @@
     };
   }
 
+  function sameDecision(a, b) {
+    return a.labels.join(" ") === b.labels.join(" ") && a.outcome === b.outcome && a.comment.trim() === b.comment.trim();
+  }
+
   function unsaved() {
     if (state.view !== "request" || !state.current || !state.decision || !state.baseline) return false;
-    const now = snapshot();
-    const was = state.baseline;
-    return now.labels.join(" ") !== was.labels.join(" ") || now.outcome !== was.outcome || now.comment.trim() !== was.comment.trim();
+    return !sameDecision(snapshot(), state.baseline);
   }
 
   function renderDraftNote() {
@@ -1107,6 +1109,10 @@
       blind,
     };
     if (comment) body.comment = comment;
+    // The form as sent, and the decision as it will be stored: a comment typed on or a label
+    // toggled while it is saved is not in it, and must not count as saved.
+    const sent = snapshot();
+    const saved = { labels: state.labels.filter((l) => labels.includes(l)), outcome, outcomeTouched: true, comment };
     setBusy(true);
     // The reviewer may go elsewhere while it is saved (I, Back, a link): the answer is then
     // told there, and does not take them on to the next request.
@@ -1128,35 +1134,48 @@
       setBusy(false);
       return;
     }
-    // Saved: what is on screen is no longer a change to keep or warn about.
-    state.drafts.delete(request.id);
-    if (state.current === request) {
-      state.baseline = snapshot();
+    // Saved: what was sent is no longer a change to keep or warn about. What was changed while
+    // it was saved stays a change not saved: on screen, or as the draft left behind when the
+    // reviewer went elsewhere meanwhile (leaveRequest kept the form as it was then).
+    const onScreen = () => state.view === "request" && state.current !== null && state.current.id === request.id;
+    const left = state.drafts.get(request.id);
+    if (onScreen() || !left || sameDecision(left, sent)) state.drafts.delete(request.id);
+    if (onScreen()) {
+      state.baseline = sameDecision(snapshot(), sent) ? snapshot() : saved;
       state.restored = false;
       renderDraftNote();
     }
     // Stays busy until the next request is shown (openRequest) or the inbox is: a second
     // "accept" meanwhile would review this request again.
     let message = `Saved review of #${request.id}`;
+    let revealed = null;
     if (blind) {
       // The API withholds a blind request's suggestion until it is reviewed: fetch it now.
       let suggested = "?";
       try {
-        const revealed = await api(`/v1/requests/${request.id}`);
+        revealed = await api(`/v1/requests/${request.id}`);
         suggested = (revealed.suggested_labels || []).map(labelName).join(", ") || "no label";
       } catch (_) { /* the review is saved; only the comparison is missing */ }
       message += ` (blind). The model suggested: ${suggested} – ${review.labels_agreed ? "you agreed" : "you differ"}.`;
     } else {
       message += review.labels_agreed ? " (agrees with the suggestion)." : " (corrected).";
     }
+    const keptNote = ` What you changed while it was being saved is not saved: kept as a draft in this tab. Open #${request.id} again to save it.`;
     let next;
     let unread = null; // why the inbox could not be read to find the next request
-    if (visit === state.visit) {
+    if (visit === state.visit && !(onScreen() && unsaved())) {
       try { next = await nextPending(request.id); } catch (err) { unread = err; }
     }
     if (visit !== state.visit) {
-      toast(message);
+      // A draft of it left now holds changes made while it was saved (see above).
+      toast(state.drafts.has(request.id) ? message + keptNote : message);
       if (state.view === "inbox") loadInbox(); // the request's status and draft mark change
+      return;
+    }
+    if (onScreen() && unsaved()) {
+      // Changed while it was saved (or while the next request was looked for): the reviewer
+      // stays on it, with the review as stored and those changes shown as not saved.
+      await showSaved(request, revealed, visit, message, keptNote);
       return;
     }
     if (next) {
@@ -1172,6 +1191,26 @@
       state.inbox.offset = 0;
       location.hash = inboxHash();
     }
+  }
+
+  // After a save that left changes made meanwhile: the request read again (its review is the
+  // one just saved, a blind one shows its suggestion now), the form as the reviewer left it.
+  async function showSaved(request, revealed, visit, message, keptNote) {
+    let fresh = revealed;
+    if (!fresh) {
+      try { fresh = await api(`/v1/requests/${request.id}`); } catch (_) { /* the saved review is not shown */ }
+    }
+    if (visit !== state.visit || state.current !== request) {
+      toast(state.drafts.has(request.id) ? message + keptNote : message); // kept by leaveRequest
+      return;
+    }
+    if (fresh) {
+      state.current = fresh;
+      renderRequest();
+    }
+    setBusy(false);
+    renderDraftNote();
+    toast(`${message} What you changed while it was being saved is not saved yet: it is shown here as unsaved changes.`);
   }
 
   function setBusy(busy) {

@@ -1275,6 +1275,69 @@ def test_a_save_whose_inbox_cannot_be_read_after_does_not_claim_nothing_is_pendi
     watch.assert_clean(page)
 
 
+def test_changes_made_while_a_decision_is_saved_stay_unsaved(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    first, second, third = (
+        intake(server, {**ENGLISH, "received_at": f"2025-01-14T0{hour}:30:00Z"})["id"]
+        for hour in (7, 8, 9)
+    )
+    page, watch = open_page(server)
+    note = page.locator("#req-draft")
+    comment = page.locator("#decide-comment")
+    toggle = page.locator("#label-toggles [data-label='broad_value']")
+
+    # Typed on while it is saved: the page stays on the request, the review is stored as it
+    # was sent, and the comment and label typed meanwhile are shown as not saved.
+    page.goto(f"{server.url}/#/request/{third}")
+    wait_for_request(page, third)
+    page.keyboard.press(LABEL_KEYS["security"])
+    held = hold(page, "**/v1/requests/*/review")
+    page.keyboard.press("s")
+    page.keyboard.press("c")
+    page.keyboard.type("Typed while saving.")
+    page.keyboard.press("Escape")
+    page.keyboard.press(LABEL_KEYS["broad_value"])
+    after_typing = toggle.get_attribute("aria-pressed")
+    let_through(page, held, "/review")
+    page.unroute("**/v1/requests/*/review")
+    page.locator("#toast").filter(has_text="is not saved yet").wait_for()
+    assert f"Saved review of #{third}" in page.locator("#toast").inner_text()
+    assert page.url.endswith(f"#/request/{third}")
+    wait_for_request(page, third)
+    assert note.is_visible()
+    assert comment.input_value() == "Typed while saving."
+    assert toggle.get_attribute("aria-pressed") == after_typing
+    review = stored(server, third)["review"]
+    assert review["comment"] is None and "security" in review["labels"]
+    assert page.locator("#req-current-review").is_visible()  # the review just saved
+    # Saved again, they are stored, and the next request opens.
+    page.get_by_role("button", name="Save my decision").click()
+    wait_for_request(page, second)
+    assert stored(server, third)["review"]["comment"] == "Typed while saving."
+
+    # Typed on, then left for the inbox before the answer came: kept as a draft there.
+    held = hold(page, "**/v1/requests/*/review")
+    page.keyboard.press("s")
+    page.keyboard.press("c")
+    page.keyboard.type("Ask Jakob.")
+    page.keyboard.press("Escape")
+    page.keyboard.press("i")
+    page.wait_for_url(re.compile(r"#/inbox$"))
+    let_through(page, held, "/review")
+    page.unroute("**/v1/requests/*/review")
+    page.locator("#toast").filter(has_text=f"Saved review of #{second}").wait_for()
+    assert "kept as a draft" in page.locator("#toast").inner_text()
+    assert stored(server, second)["review"]["comment"] is None
+    page.goto(f"{server.url}/#/request/{second}")
+    wait_for_request(page, second)
+    assert comment.input_value() == "Ask Jakob."
+    assert "brought back" in note.inner_text()
+    assert first  # still pending, untouched
+    watch.assert_clean(page)
+
+
 def test_drafts_kept_through_a_refused_key_go_only_to_the_same_reviewer(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
