@@ -1187,7 +1187,9 @@
       toast(`${message} The inbox list could not be refreshed, so the next request was not opened: ${unread.message}`);
       location.hash = inboxHash();
     } else {
-      toast(`${message} All pending requests are decided.`);
+      // The next one is looked for among the requests the filters show: others may be pending.
+      const narrowed = ["q", "lang", "label", "outcome"].some((name) => state.filters[name] !== FILTER_DEFAULTS[name]);
+      toast(`${message} ${narrowed ? "No pending request is left among those the filters show." : "All pending requests are decided."}`);
       state.inbox.offset = 0;
       location.hash = inboxHash();
     }

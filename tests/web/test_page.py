@@ -1275,6 +1275,26 @@ def test_a_save_whose_inbox_cannot_be_read_after_does_not_claim_nothing_is_pendi
     watch.assert_clean(page)
 
 
+def test_the_last_pending_request_a_filter_shows_does_not_claim_all_are_decided(
+    start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
+) -> None:
+    server = start_web()
+    english, german = intake(server, ENGLISH)["id"], intake(server, GERMAN)["id"]
+    page, watch = open_page(server)
+    page.goto(f"{server.url}/#/request/{german}?lang=de")
+    wait_for_request(page, german)
+
+    page.get_by_role("button", name="Save my decision").click()
+    toast = page.locator("#toast").filter(has_text=f"Saved review of #{german}")
+    toast.wait_for()
+    said = toast.inner_text()
+    assert "No pending request is left among those the filters show." in said
+    assert "All pending requests are decided" not in said  # the English one is pending
+    assert stored(server, english)["status"] == "pending"
+    page.wait_for_url(re.compile(r"#/inbox\?lang=de$"))
+    watch.assert_clean(page)
+
+
 def test_changes_made_while_a_decision_is_saved_stay_unsaved(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
