@@ -622,7 +622,7 @@ async def reload_model(
             "last_reload_error": holder.state.last_reload_error,
         }
     before = holder.model.version if holder.model else None
-    outcome = await anyio.to_thread.run_sync(lambda: holder.reload_outcome(force=True))
+    outcome = await holder.reload_outcome_async(force=True)  # holds no worker thread
     status = (
         "failed"
         if not outcome.swapped

@@ -9,6 +9,11 @@ queue a load of their own (a load holds a second model in memory for a while). A
 joins the one load queued behind the running one, since it must read ``CURRENT`` after the
 call came; a poll of ``CURRENT`` joins whichever is there. Each call gets the outcome of the
 load it joined, so twenty calls at once cost two loads, not twenty.
+
+A call from the event loop (``POST /v1/model/reload?wait=true``) awaits that outcome without
+a thread: the load runs in a thread of its own. Waiting in one of anyio's worker threads, as
+many callers as it has (40) would hold them all for the seconds a load takes, and every
+other sync route (suggest, intake, reviews) would wait behind them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -84,8 +89,11 @@ class _Load:
 
     def __init__(self, force: bool) -> None:
         self.force = force  # a forced call that joins before the load starts makes it forced
-        self.done = threading.Event()
-        self.outcome: ReloadOutcome | None = None
+        # Awaited by threads (``result()``) and by the event loop (``asyncio.wrap_future``).
+        # Running from the start, so a waiter that gives up (a client that hung up cancels
+        # its wrapped future) cannot cancel it for the others.
+        self.outcome: Future[ReloadOutcome] = Future()
+        self.outcome.set_running_or_notify_cancel()
 
 
 class ModelHolder:
@@ -126,9 +134,15 @@ class ModelHolder:
         load, first = self._join(force)
         if first:
             self._run(load)
-        load.done.wait()
-        assert load.outcome is not None
-        return load.outcome
+        return load.outcome.result()
+
+    async def reload_outcome_async(self, force: bool = False) -> ReloadOutcome:
+        """As ``reload_outcome``, awaited in the event loop: the load runs in a thread of its
+        own (unless the call joins one), and no thread waits for it."""
+        load, first = self._join(force)
+        if first:
+            self._start(load)
+        return await asyncio.wrap_future(load.outcome)
 
     def _join(self, force: bool) -> tuple[_Load, bool]:
         """The load this call shares, and whether the call made it (and so must run it).
@@ -160,14 +174,14 @@ class ModelHolder:
                 self._fail(None, f"reload failed: {exc!r}")
             finally:
                 self.state.reloading = False
-                load.outcome = ReloadOutcome(
+                outcome = ReloadOutcome(
                     swapped=swapped,
                     version=self.model.version if self.model else None,
                     error=self.state.last_reload_error,
                 )
                 with self._joining:
                     self._running = None
-                load.done.set()
+                load.outcome.set_result(outcome)
 
     def _reload(self, force: bool) -> bool:
         serving = self.model.version if self.model else None
@@ -273,8 +287,10 @@ class ModelHolder:
     def reload_in_background(self, force: bool = True) -> threading.Thread | None:
         """Start a load in a thread; None if the call joined one already running or queued."""
         load, first = self._join(force)
-        if not first:
-            return None
+        return self._start(load) if first else None
+
+    def _start(self, load: _Load) -> threading.Thread:
+        """Run a load this call made in a thread of its own."""
         thread = threading.Thread(
             target=self._run, args=(load,), name="triage-model-reload", daemon=True
         )

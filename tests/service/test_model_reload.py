@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from service_testing import AUTH
@@ -291,3 +292,55 @@ def test_concurrent_background_reloads_share_loads(
     wait_for(lambda: not client.get("/v1/model").json()["reloading"])
     time.sleep(0.5)  # a load started late would have shown by now
     assert loads.versions == [serving, new]
+
+
+def test_callers_waiting_for_a_reload_hold_no_worker_thread(
+    make_client: Callable[..., TestClient],
+    registry_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Sync routes run in anyio's worker threads (40 by default; 3 here, so that a few callers
+    # stand for forty). Callers of ?wait=true that each held one while a load ran would leave
+    # none for the other routes until the load had finished.
+    client = make_client(model_dir=registry_copy)
+    serving = client.get("/v1/model").json()["version"]
+
+    async def few_worker_threads() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 3
+
+    assert client.portal is not None
+    client.portal.call(few_worker_threads)
+    new = clone_version(registry_copy, "unstarved")
+    loads = _CountedLoads(client, monkeypatch)
+    params = {"wait": True}
+    with ThreadPoolExecutor(8) as pool:
+        try:
+            first = pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
+            wait_for(lambda: bool(loads.versions))  # the first load runs (and is held)
+            Registry(registry_copy).promote(new)
+            rest = [
+                pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
+                for _ in range(5)
+            ]
+            wait_for(lambda: loads.forced_calls >= 3)  # as many waiting as worker threads
+            # Sync routes still answer at once: the card, the inbox, an intake.
+            card = pool.submit(client.get, "/v1/model").result(timeout=10)
+            assert card.status_code == 200 and card.json()["reloading"] is True
+            listed = pool.submit(client.get, "/v1/requests", headers=AUTH).result(timeout=10)
+            assert listed.status_code == 200
+            created = pool.submit(
+                client.post, "/v1/requests", json={"text": "Bitte 2FA"}, headers=AUTH
+            ).result(timeout=10)
+            assert created.status_code == 201
+            assert not first.done()  # all that while, the load was still held
+            wait_for(lambda: loads.forced_calls == 6)  # every call came while it ran
+        finally:
+            loads.release()
+        assert first.result().json()["status"] == "unchanged"
+        for answer in rest:
+            assert answer.result().json() == {
+                "status": "loaded",
+                "version": new,
+                "last_reload_error": None,
+            }
+    assert loads.versions == [serving, new]  # coalesced as before: two loads for six calls
