@@ -19,7 +19,8 @@ Variables (default in brackets):
 - ``TRIAGE_BATCH_LIMIT`` [``1000``]:
   most items in one ``/v1/suggest/batch``; at least 1
 - ``TRIAGE_MAX_BODY_BYTES`` [``50000000``]:
-  larger bodies get 413 before they are read; at least 1
+  larger bodies get 413 before they are read; at least ``TRIAGE_MAX_TEXT_CHARS`` + 11
+  (see below)
 - ``TRIAGE_RELOAD_INTERVAL`` [``5``]:
   seconds between polls of ``CURRENT`` and of erasures made by other workers (at most a
   day); ``0`` turns polling off
@@ -49,6 +50,13 @@ batch or body would be too large; ``0`` does not mean "no limit") and
 where the list says so (``TRIAGE_RELOAD_INTERVAL``, ``TRIAGE_SIMILAR_ACROSS_LANGUAGES``) and
 for ``TRIAGE_UNCERTAINTY_BAND`` and ``TRIAGE_BLIND_REVIEW_SHARE`` (no label uncertain, no
 blind reviews).
+
+``TRIAGE_MAX_BODY_BYTES`` must leave room for a text of ``TRIAGE_MAX_TEXT_CHARS`` characters,
+else no text could reach the text limit: every long one would be refused for the body's size
+instead. The smallest body that carries such a text is ``{"text":"…"}`` with one byte a
+character (ASCII), 11 bytes more than the text (``BODY_OVERHEAD``), so a smaller limit is
+refused at start. It is not asked to fit every text of that length: a character takes up to 4
+bytes in UTF-8 (12 as a JSON escape), and asking for that much would refuse sensible limits.
 
 API key when none is configured: if ``TRIAGE_API_KEYS`` is unset or empty, the service reads
 the key file (``TRIAGE_API_KEY_FILE``, default ``<repo>/var/api-key``). If that file does not
@@ -136,6 +144,22 @@ def _limit(env: Mapping[str, str], name: str, default: int, refused: str) -> int
     return int(_number(env, name, default, int, least=1, why=why))
 
 
+# Bytes of the smallest JSON body around a text: ``{"text":""}``.
+BODY_OVERHEAD = len(b'{"text":""}')
+
+
+def _room_for_text(max_text_chars: int, max_body_bytes: int) -> None:
+    """Refuse a body limit that no text of ``max_text_chars`` characters fits in."""
+    least = max_text_chars + BODY_OVERHEAD
+    if max_body_bytes < least:
+        raise SettingsError(
+            f"TRIAGE_MAX_BODY_BYTES={max_body_bytes} leaves no room for a text of "
+            f"TRIAGE_MAX_TEXT_CHARS={max_text_chars} characters (the smallest body with one, "
+            f'{{"text":"…"}}, has {least} bytes): set TRIAGE_MAX_BODY_BYTES to at least {least} '
+            f"or TRIAGE_MAX_TEXT_CHARS to at most {max_body_bytes - BODY_OVERHEAD}"
+        )
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -199,6 +223,9 @@ class Settings:
         similarity = _number(env, "TRIAGE_DEMAND_SIMILARITY", 0.5)
         if not 0 < similarity <= 1:
             raise SettingsError(f"TRIAGE_DEMAND_SIMILARITY={similarity}: between 0 and 1")
+        max_text_chars = _limit(env, "TRIAGE_MAX_TEXT_CHARS", 20_000, "every text")
+        max_body_bytes = _limit(env, "TRIAGE_MAX_BODY_BYTES", 50_000_000, "every body")
+        _room_for_text(max_text_chars, max_body_bytes)
         return cls(
             model_dir=Path(model_dir) if model_dir else default_model_dir(),
             database_url=_database_url(env.get("TRIAGE_DATABASE_URL")),
@@ -206,9 +233,9 @@ class Settings:
             api_key_file=Path(env.get("TRIAGE_API_KEY_FILE") or VAR_DIR / "api-key"),
             suggest_open=_bool(env, "TRIAGE_SUGGEST_OPEN", True),
             cors_origins=_split(env.get("TRIAGE_CORS_ORIGINS")),
-            max_text_chars=_limit(env, "TRIAGE_MAX_TEXT_CHARS", 20_000, "every text"),
+            max_text_chars=max_text_chars,
             batch_limit=_limit(env, "TRIAGE_BATCH_LIMIT", 1_000, "every non-empty batch"),
-            max_body_bytes=_limit(env, "TRIAGE_MAX_BODY_BYTES", 50_000_000, "every body"),
+            max_body_bytes=max_body_bytes,
             # A day at most: a longer pause overflows the watcher's timer and stops it.
             reload_interval=_number(env, "TRIAGE_RELOAD_INTERVAL", 5.0, most=86_400),
             uncertainty_band=_number(env, "TRIAGE_UNCERTAINTY_BAND", 0.1, most=0.5),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from postgres_testing import on_both_backends
 from service_testing import AUTH, REPO_ROOT
 from test_inbox import SECURITY, intake
+from test_suggest import assert_problem
 from threadpoolctl import threadpool_info
 
 from service.app import create_app
@@ -205,11 +207,60 @@ def test_a_limit_that_would_refuse_everything_is_refused_at_start(
     message = str(caught.value)
     assert message.startswith(f"{name}={value!r}: must be at least 1")
     assert meaning in message
-    assert getattr(Settings.from_env({name: "1"}), _FIELDS[name]) == 1
+    # The smallest body limit is the one a body with a 1-character text fits in.
+    smallest = {"TRIAGE_MAX_TEXT_CHARS": "1", name: "12"} if "BODY" in name else {name: "1"}
+    assert getattr(Settings.from_env(smallest), _FIELDS[name]) == int(smallest[name])
     # Unset or empty still means the default; 0 where it has a meaning is kept.
     assert Settings.from_env({name: ""}) == Settings.from_env({})
     assert Settings.from_env({"TRIAGE_SIMILAR_ACROSS_LANGUAGES": "0"}).similar_across_languages == 0
     assert Settings.from_env({"TRIAGE_RELOAD_INTERVAL": "0"}).reload_interval == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "least"),
+    [
+        ({"TRIAGE_MAX_BODY_BYTES": "20010"}, 20_011),  # the default text limit
+        ({"TRIAGE_MAX_TEXT_CHARS": "100000", "TRIAGE_MAX_BODY_BYTES": "65536"}, 100_011),
+        ({"TRIAGE_MAX_TEXT_CHARS": "50000000"}, 50_000_011),  # the default body limit
+    ],
+)
+def test_a_body_limit_that_leaves_no_room_for_the_longest_text_is_refused_at_start(
+    env: dict[str, str], least: int
+) -> None:
+    # Every long text would get the body's 413, never the text's: the text limit would be
+    # one no text can reach. The smallest body with a text of n characters, {"text":"…"}
+    # in ASCII, has n + 11 bytes.
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert "TRIAGE_MAX_BODY_BYTES" in message and "TRIAGE_MAX_TEXT_CHARS" in message
+    assert f"at least {least}" in message
+    fits = Settings.from_env({**env, "TRIAGE_MAX_BODY_BYTES": str(least)})
+    assert fits.max_body_bytes - fits.max_text_chars == len(b'{"text":""}')
+    # The defaults, and a tight body limit with a smaller text limit, are kept.
+    assert Settings.from_env({}).max_body_bytes == 50_000_000
+    sensible = {"TRIAGE_MAX_TEXT_CHARS": "20000", "TRIAGE_MAX_BODY_BYTES": "65536"}
+    assert Settings.from_env(sensible).max_body_bytes == 65_536
+
+
+def test_at_the_smallest_body_limit_the_longest_text_is_taken(
+    make_client: Callable[..., TestClient],
+) -> None:
+    settings = Settings.from_env({"TRIAGE_MAX_TEXT_CHARS": "60", "TRIAGE_MAX_BODY_BYTES": "71"})
+    client = make_client(
+        max_text_chars=settings.max_text_chars, max_body_bytes=settings.max_body_bytes
+    )
+    headers = {"content-type": "application/json"}
+    longest = json.dumps({"text": "Bitte 2FA " * 6}, separators=(",", ":"))
+    assert len(longest.encode()) == 71
+    assert client.post("/v1/suggest", content=longest, headers=headers).status_code == 200
+    # One byte more is the body's 413; with one byte of room more, a text one character over
+    # the limit gets the text's own 413.
+    over = json.dumps({"text": "Bitte 2FA " * 6 + "!"}, separators=(",", ":"))
+    assert_problem(client.post("/v1/suggest", content=over, headers=headers), 413, "body-too-large")
+    roomier = make_client(max_text_chars=60, max_body_bytes=72)
+    response = roomier.post("/v1/suggest", content=over, headers=headers)
+    assert_problem(response, 413, "text-too-long")
 
 
 _FIELDS = {
