@@ -31,6 +31,11 @@ seen) before every intake, so workers and instances sharing one database see eac
 requests; an erased request (``service.erasure``) is never a near-duplicate again. A request
 the worker stored itself is added from its intake's reading (``remember``), not read again.
 Vectors of different model versions are not comparable: a model swap rebuilds it.
+
+The counts are stored with each request (its ``demand`` and its suggestion), so an erasure
+counts again (``recount``) every later request that was linked to the erased one: from the
+links left, as if it had never been stored, with the rules above applied anew (a decline that
+only its partner made broad is a decline again). Everything else stored stays.
 """
 
 from __future__ import annotations
@@ -205,24 +210,78 @@ class DemandIndex:
     def demand(
         self, neighbours: list[Neighbour], partner: str | None, customer: str | None
     ) -> dict[str, Any]:
-        partners = {n.partner for n in neighbours} | {name_key(partner)}
-        customers = {n.customer for n in neighbours} | {name_key(customer)}
-        partners.discard(None)
-        customers.discard(None)
-        return {
-            "similar_requests": len(neighbours),
-            "partners": len(partners),
-            "customers": len(customers),
-            "broad": len(partners) >= self.min_partners,
-            "min_partners": self.min_partners,
-            "similarity_threshold": self.threshold,
-            "cross_language_threshold": self._link_similarity,
-            "similar": [
-                {"id": n.id, "similarity": n.similarity, "cross_language": n.cross_language}
-                for n in neighbours[:10]
-            ],
-            "outcome_before": None,
-        }
+        return count_demand(
+            neighbours, partner, customer, self.min_partners, self.threshold, self._link_similarity
+        )
+
+
+def count_demand(
+    neighbours: list[Neighbour],
+    partner: str | None,
+    customer: str | None,
+    min_partners: int,
+    threshold: float,
+    link_similarity: float | None,
+) -> dict[str, Any]:
+    """The ``demand`` of a request from its near-duplicates (most similar first)."""
+    partners = {n.partner for n in neighbours} | {name_key(partner)}
+    customers = {n.customer for n in neighbours} | {name_key(customer)}
+    partners.discard(None)
+    customers.discard(None)
+    return {
+        "similar_requests": len(neighbours),
+        "partners": len(partners),
+        "customers": len(customers),
+        "broad": len(partners) >= min_partners,
+        "min_partners": min_partners,
+        "similarity_threshold": threshold,
+        "cross_language_threshold": link_similarity,
+        "similar": [
+            {"id": n.id, "similarity": n.similarity, "cross_language": n.cross_language}
+            for n in neighbours[:10]
+        ],
+        "outcome_before": None,
+    }
+
+
+def recount(request: dict[str, Any], linked: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A stored request's ``demand`` and ``suggestion`` counted again from the near-duplicates
+    it is linked to now (``linked``: their ``id``, ``similarity``, ``partner``, ``customer``
+    and ``lang``), with the thresholds it was counted with at intake; None if it has none.
+
+    ``Store.erase_request`` calls it for the requests that were linked to the erased one.
+    """
+    before, suggestion = request["demand"], request["suggestion"]
+    if not before or not suggestion:
+        return None
+    # Rows stored before cross-language links (98f675e) have no flags nor their threshold.
+    flagged = {
+        entry["id"]: entry["cross_language"]
+        for entry in before.get("similar", [])
+        if "cross_language" in entry
+    }
+    neighbours = sorted(
+        (
+            Neighbour(
+                int(link["id"]),
+                float(link["similarity"]),
+                name_key(link["partner"]),
+                name_key(link["customer"]),
+                flagged.get(int(link["id"]), link["lang"] != request["lang"]),
+            )
+            for link in linked
+        ),
+        key=lambda n: (-n.similarity, n.id),
+    )
+    demand = count_demand(
+        neighbours,
+        request["partner"],
+        request["customer"],
+        before["min_partners"],
+        before["similarity_threshold"],
+        before.get("cross_language_threshold"),
+    )
+    return {"demand": demand, "suggestion": apply_demand(without_demand(suggestion), demand)}
 
 
 _NOTES = {
@@ -249,6 +308,32 @@ _NOTES = {
         "other": " {n} ähnliche Anfragen kamen von {p} verschiedenen Partnern.",
     },
 }
+
+
+def without_demand(suggestion: dict[str, Any]) -> dict[str, Any]:
+    """A suggestion made by ``apply_demand`` as it was before: the model's outcome,
+    rationale and flags, and no ``demand``."""
+    out = dict(suggestion)
+    demand = out.get("demand") or {}
+    out["demand"] = None
+    if not demand.get("broad"):
+        return out
+    notes = _NOTES["de" if out.get("language") == "de" else "en"]
+    if demand.get("outcome_before") == "decline_limited_use":
+        out["outcome"] = demand["outcome_before"]
+        note = notes["decline"]
+    elif out["outcome"] == "partner_configures":
+        note = notes["partner"]
+    else:
+        note = notes["other"]
+    note = note.format(n=demand["similar_requests"], p=demand["partners"])
+    if out["rationale"].endswith(note):
+        out["rationale"] = out["rationale"][: -len(note)]
+    flags = list(out.get("flags", []))
+    if flags and flags[-1] == "broad_demand":  # appended by apply_demand
+        flags.pop()
+    out["flags"] = flags
+    return out
 
 
 def apply_demand(suggestion: dict[str, Any], demand: dict[str, Any]) -> dict[str, Any]:

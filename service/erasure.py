@@ -1,6 +1,8 @@
 """Which stored requests were erased, as this worker last read it from the store.
 
-``DELETE /v1/requests/{id}`` erases a request in the store at once (``Store.erase_request``).
+``DELETE /v1/requests/{id}`` erases a request in the store at once (``Store.erase_request``),
+and counts again the demand stored with the later requests that counted it
+(``service.demand.recount``).
 Two copies live outside the store, in each worker's memory, and follow from here:
 - the near-duplicate index of the demand signal holds the request's vector and partner:
   ``DemandIndex`` refreshes this before every intake and leaves erased requests out;

@@ -18,7 +18,7 @@ from model import ArtifactError, reviewed_request_id, reviewed_sample_id
 from model.outcome import outcome_for_labels
 from service import schemas as s
 from service.convert import margin, suggestion_out
-from service.demand import apply_demand, compose
+from service.demand import apply_demand, compose, recount
 from service.deps import (
     AppState,
     ModelDep,
@@ -460,7 +460,8 @@ def review_request(
 )
 def erase_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: StateDep) -> Any:
     """Erase a request (a data subject's right to erasure): its text, title, partner,
-    customer, source, suggestion, reviews and near-duplicate links.
+    customer, source, suggestion, reviews and near-duplicate links. Later requests whose
+    demand counted it are counted again without it.
 
     Only a tombstone stays (id, received and erased times, language, model version), so the
     id is not given out again and later calls for it answer 410. The request is no longer
@@ -468,17 +469,19 @@ def erase_request(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: Stat
     text until the next retraining, and answers leave it out of the similar past requests.
     """
     try:
-        erased = state.store.erase_request(request_id)
+        erased = state.store.erase_request(request_id, recount=recount)
     except NotFound:
         raise _missing(request_id, "to erase") from None
     except Erased as gone:
         raise _gone(gone) from None
     state.erasures.refresh()
     logger.info(
-        "erased feature request %d (%d reviews, %d links, %d stored suggestions scrubbed)",
+        "erased feature request %d (%d reviews, %d links, %d demands recounted, "
+        "%d stored suggestions scrubbed)",
         request_id,
         erased["reviews_removed"],
         erased["links_removed"],
+        erased["demand_recounted"],
         erased["suggestions_scrubbed"],
     )
     return {**erased, "status": "erased"}

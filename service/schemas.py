@@ -329,6 +329,11 @@ class ErasureOut(BaseModel):
     erased_at: str
     reviews_removed: int = Field(description="Reviews deleted with it, comments included.")
     links_removed: int = Field(description="Near-duplicate links to and from it, deleted.")
+    demand_recounted: int = Field(
+        description="Later requests whose stored demand counted it (and its partner and "
+        "customer), counted again without it; an outcome that only it made broad demand is "
+        "the model's again."
+    )
     suggestions_scrubbed: int = Field(
         description="Other requests' stored suggestions that showed its text as a similar past "
         "request (of a model trained on its review), with that entry cut out."

@@ -195,6 +195,11 @@ MAX_ROW_ID = 2**31 - 1
 _ERASURE_LOCK = 4711004
 
 
+# ``service.demand.recount``: a request's decoded row and its links, to its new ``demand``
+# and ``suggestion`` (None: nothing to count).
+Recount = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any] | None]
+
+
 class NotFound(LookupError):
     pass
 
@@ -726,16 +731,19 @@ class Store:
 
     # --- erasure -------------------------------------------------------------------------
 
-    def erase_request(self, request_id: int) -> dict[str, Any]:
+    def erase_request(self, request_id: int, *, recount: Recount) -> dict[str, Any]:
         """Erase what a request said and everything made from it; keep a tombstone.
 
         In one transaction: its reviews (with their comments and reviewers) and its
         near-duplicate links, both ways, are deleted; the row keeps only its id, times,
         language and model version (``_ERASED_VALUES``), so the id is never reused and a
-        later look-up can say it was erased rather than never there; and the copies of its
-        text that other requests' stored suggestions hold (as a similar past request of a
-        model trained on its review) are cut out of them. A reviewed request is no longer
-        exported or collected for retraining from then on.
+        later look-up can say it was erased rather than never there; the later requests that
+        were linked to it, whose stored demand counted it (and its partner and customer),
+        are counted again from the links left: ``recount`` (``service.demand.recount``) gets
+        each one's row and those links and gives its new ``demand`` and ``suggestion``; and
+        the copies of its text that other requests' stored suggestions hold (as a similar
+        past request of a model trained on its review) are cut out of them. A reviewed
+        request is no longer exported or collected for retraining from then on.
         """
         if not 0 < request_id <= MAX_ROW_ID:
             raise NotFound(request_id)
@@ -761,6 +769,15 @@ class Store:
             removed_reviews = conn.execute(
                 reviews.delete().where(reviews.c.request_id == request_id)
             ).rowcount
+            counted_it = (
+                conn.execute(
+                    sa.select(request_links.c.request_id).where(
+                        request_links.c.similar_id == request_id
+                    )
+                )
+                .scalars()
+                .all()
+            )
             removed_links = conn.execute(
                 request_links.delete().where(
                     sa.or_(
@@ -769,6 +786,7 @@ class Store:
                     )
                 )
             ).rowcount
+            recounted = self._recount(conn, sorted(set(counted_it)), recount)
             holders = conn.execute(
                 sa.select(feature_requests.c.id, feature_requests.c.suggestion).where(
                     feature_requests.c.suggestion.contains(f'"{ref}"', autoescape=True)
@@ -790,8 +808,67 @@ class Store:
             "erased_at": erased_at,
             "reviews_removed": removed_reviews,
             "links_removed": removed_links,
+            "demand_recounted": recounted,
             "suggestions_scrubbed": len(holders),
         }
+
+    def _recount(self, conn: Connection, ids: list[int], recount: Recount) -> int:
+        """Store the demand of the requests ``ids`` counted again from their links (see
+        ``erase_request``); how many. Their rows are locked (PostgreSQL) so that a
+        review under way cannot have its outcome overwritten by the suggested one."""
+        if not ids:
+            return 0
+        rows = conn.execute(
+            sa.select(
+                feature_requests.c.id,
+                feature_requests.c.partner,
+                feature_requests.c.customer,
+                feature_requests.c.lang,
+                feature_requests.c.status,
+                feature_requests.c.suggestion,
+                feature_requests.c.demand,
+            )
+            .where(feature_requests.c.id.in_(ids), not_erased)
+            .order_by(feature_requests.c.id)
+            .with_for_update()
+        ).all()
+        other = feature_requests.alias("other")
+        linked: dict[int, list[dict[str, Any]]] = {row.id: [] for row in rows}
+        for link in conn.execute(
+            sa.select(
+                request_links.c.request_id,
+                request_links.c.similar_id.label("id"),
+                request_links.c.similarity,
+                other.c.partner,
+                other.c.customer,
+                other.c.lang,
+            )
+            .join(other, other.c.id == request_links.c.similar_id)
+            .where(request_links.c.request_id.in_(ids), other.c.status != ERASED)
+        ):
+            if link.request_id in linked:
+                linked[link.request_id].append(dict(link._mapping))
+        recounted = 0
+        for row in rows:
+            request = dict(row._mapping)
+            request["suggestion"] = json.loads(row.suggestion)
+            request["demand"] = json.loads(row.demand)
+            counted = recount(request, linked[row.id])
+            if counted is None:
+                continue
+            suggestion = counted["suggestion"]
+            values = {
+                "suggestion": _json(suggestion),
+                "demand": _json(counted["demand"]),
+                "suggested_outcome": suggestion["outcome"],
+            }
+            if row.status == "pending":  # a reviewed one's outcome is the reviewer's
+                values["outcome"] = suggestion["outcome"]
+            conn.execute(
+                feature_requests.update().where(feature_requests.c.id == row.id).values(**values)
+            )
+            recounted += 1
+        return recounted
 
     def _truncate_wal(self) -> None:
         """SQLite: copy the log into the database and empty it, so no old copy of an erased

@@ -11,7 +11,7 @@ from service_testing import AUTH
 from test_inbox import NARROW, SECURITY, intake
 
 from model import predictor
-from service.demand import name_key
+from service.demand import apply_demand, name_key, recount, without_demand
 from tests.conftest import CROSS_LANGUAGE_PAIR
 
 
@@ -154,3 +154,43 @@ def test_an_intake_reads_its_text_once(
     read.clear()
     intake(client, SECURITY + "!", partner="D")
     assert read == [SECURITY + "!"]
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+@pytest.mark.parametrize(
+    "outcome", ["decline_limited_use", "partner_configures", "security_fix", "needs_review"]
+)
+def test_demand_applied_can_be_taken_back(language: str, outcome: str) -> None:
+    suggestion = {
+        "language": language,
+        "outcome": outcome,
+        "rationale": "Der Grund.",
+        "flags": ["uncertain"],
+        "demand": None,
+    }
+    demand = {"similar_requests": 4, "partners": 3, "broad": True, "outcome_before": None}
+    applied = apply_demand(suggestion, dict(demand))
+    assert applied != suggestion
+    assert without_demand(applied) == suggestion
+    narrow = apply_demand(suggestion, {**demand, "partners": 1, "broad": False})
+    assert without_demand(narrow) == suggestion
+
+
+def test_a_recount_of_a_request_stored_before_cross_language_links() -> None:
+    # Stored before 98f675e: no cross_language flags nor their threshold.
+    old = {"similar_requests": 1, "partners": 2, "customers": 0, "broad": False}
+    old |= {"min_partners": 3, "similarity_threshold": 0.5}
+    old["similar"] = [{"id": 1, "similarity": 0.7}]
+    request = {
+        "partner": "B",
+        "customer": None,
+        "lang": "de",
+        "demand": old,
+        "suggestion": {"language": "de", "outcome": "decline_limited_use", "rationale": "x"},
+    }
+    linked = [{"id": 2, "similarity": 0.6, "partner": "C", "customer": None, "lang": "en"}]
+    demand = recount(request, linked)["demand"]
+    assert (demand["similar_requests"], demand["partners"], demand["broad"]) == (1, 2, False)
+    assert demand["similar"] == [{"id": 2, "similarity": 0.6, "cross_language": True}]
+    assert demand["cross_language_threshold"] is None
+    assert recount({**request, "demand": {}}, linked) is None  # an erased one: nothing

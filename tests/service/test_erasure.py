@@ -19,6 +19,7 @@ from test_inbox import NARROW, SECURITY, intake
 from test_suggest import assert_problem
 
 from model import reviewed_sample_id
+from service.demand import recount
 from service.store import metadata
 
 # Made-up words that occur nowhere else, so finding one anywhere means a copy survived.
@@ -78,6 +79,58 @@ def test_erasure_leaves_a_tombstone_and_nothing_the_request_said(client: TestCli
     assert listed.headers["x-total-count"] == "2"
     assert client.get("/v1/reviews/export", headers=AUTH).text == ""
     assert client.get(f"/v1/requests/{twin['id']}", headers=AUTH).json()["earlier_similar"] == []
+
+
+@on_both_backends
+def test_later_requests_stop_counting_an_erased_one_in_their_demand(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # Stored after it, they counted it (and its partner and customer) at their intake; with
+    # two partners broad demand, one of them only because of it.
+    client = make_client(demand_min_partners=2, blind_review_share=0.0)
+    erased = intake(client, NARROW, partner="Erste IT", customer="Kunde-Q7X AG")
+    broad = intake(client, NARROW + "!", partner="Zweite IT", customer="Andere AG")
+    reviewed = intake(client, NARROW + "?", partner="zweite it")
+    for before in (broad, reviewed):
+        demand = before["suggestion"]["demand"]
+        assert erased["id"] in [s["id"] for s in demand["similar"]]
+        assert (demand["partners"], demand["broad"]) == (2, True)
+        assert before["suggestion"]["outcome"] == "needs_review"
+    review = {"labels": ["broad_value"], "reviewer": "jd"}
+    response = client.post(f"/v1/requests/{reviewed['id']}/review", json=review, headers=AUTH)
+    assert response.status_code == 201, response.text
+    decided = response.json()["outcome"]
+    assert decided != "decline_limited_use"
+
+    answer = client.delete(f"/v1/requests/{erased['id']}", headers=AUTH).json()
+
+    def stored(request_id: int) -> dict:
+        return client.get(f"/v1/requests/{request_id}", headers=AUTH).json()
+
+    listed = {row["id"]: row for row in client.get("/v1/requests", headers=AUTH).json()}
+    # As if it had never been stored: what the model says alone, and no broad demand.
+    now = stored(broad["id"])
+    demand = now["demand"]
+    assert (demand["similar_requests"], demand["partners"], demand["customers"]) == (0, 1, 1)
+    assert (demand["broad"], demand["similar"], demand["outcome_before"]) == (False, [], None)
+    alone = client.post("/v1/suggest", json={"text": NARROW + "!"}).json()
+    assert alone["outcome"] == "decline_limited_use"
+    assert now["suggestion"] == {**alone, "demand": demand}
+    assert (now["suggested_outcome"], now["outcome"]) == ("decline_limited_use",) * 2
+    assert listed[broad["id"]]["demand"] == demand
+    assert listed[broad["id"]]["outcome"] == "decline_limited_use"
+    # Reviewed: counted again too; the outcome stays the reviewer's.
+    now = stored(reviewed["id"])
+    demand = now["demand"]
+    assert [s["id"] for s in demand["similar"]] == [broad["id"]]
+    assert (demand["similar_requests"], demand["partners"], demand["customers"]) == (1, 1, 1)
+    assert demand["broad"] is False and now["suggestion"]["demand"] == demand
+    assert "broad_demand" not in now["suggestion"]["flags"]
+    assert (now["suggested_outcome"], now["outcome"]) == ("decline_limited_use", decided)
+    assert answer["demand_recounted"] == 2
+    # The next intake counts as the stored ones do.
+    later = intake(client, NARROW + ".", partner="Dritte IT")["suggestion"]["demand"]
+    assert (later["similar_requests"], later["partners"], later["broad"]) == (2, 2, True)
 
 
 @on_both_backends
@@ -184,7 +237,7 @@ def test_a_request_erased_before_an_intake_commits_gets_no_link_from_it(
     store.migrate()
     try:
         erased, kept = (store.add_request(_record(i), [], "v")[0] for i in (1, 2))
-        store.erase_request(erased)
+        store.erase_request(erased, recount=recount)
         new, _ = store.add_request(_record(3), [(erased, 0.9), (kept, 0.8)], "v")
         assert [link[0] for link in store.get_request(new)["earlier_similar"]] == [kept]
     finally:
@@ -249,7 +302,7 @@ def test_a_request_erased_after_an_intake_found_it_is_not_counted_nor_shown(
 
     def then_erase(*args: Any) -> Any:
         found = search(*args)
-        client.app.state.triage.store.erase_request(race.erased["id"])
+        client.app.state.triage.store.erase_request(race.erased["id"], recount=recount)
         return found
 
     monkeypatch.setattr(index, "neighbours", then_erase)

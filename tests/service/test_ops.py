@@ -23,6 +23,7 @@ from test_suggest import assert_problem
 from threadpoolctl import threadpool_info
 
 from service.app import create_app
+from service.demand import recount
 from service.logs import JsonFormatter
 from service.settings import Settings, SettingsError
 from service.store import (
@@ -407,7 +408,7 @@ def test_requests_from_schema_2_become_searchable_and_erasable(database_url: str
     rows, total = store.list_requests(q="NORD-it 1")
     assert total == 1 and rows[0]["id"] == ids[1]
     assert store.list_requests(q="mandant")[1] == 3
-    store.erase_request(ids[1])
+    store.erase_request(ids[1], recount=recount)
     assert store.list_requests(q="mandant")[1] == 2
     store.close()
 
