@@ -667,3 +667,73 @@ def test_a_received_at_outside_the_utc_calendar_is_422(client: TestClient) -> No
     soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     ahead = client.post("/v1/requests", json={"text": "2FA", "received_at": soon}, headers=AUTH)
     assert ahead.status_code == 201, ahead.text
+
+
+def test_no_answer_a_reviewer_reads_depends_on_a_pending_blind_suggestion(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Every answer the review page and reviewers read, before and after the stored suggestion
+    of a pending blind request is swapped for a different one: alike, so none shows it (not
+    even through a list's order, count or paging). The intake answer is the form's, not a
+    reviewer's: it carries the suggestion (see the report of the blind-review check)."""
+    import sqlalchemy as sa
+
+    from service.store import feature_requests
+
+    seen_client = make_client(blind_review_share=0.0)
+    earlier = intake(seen_client, NARROW + "?", partner="Erste IT")
+    blind = intake(make_client(blind_review_share=1.0), NARROW, partner="Zweite IT")["id"]
+    later = intake(seen_client, NARROW + "!", partner="Dritte IT")
+    other = intake(seen_client, SECURITY, partner="Vierte IT")
+    client = make_client(blind_review_share=0.0)
+    reviewed = intake(client, CONFIG)["id"]
+    review = {"labels": ["msp_configurable"], "reviewer": "jd"}
+    assert client.post(f"/v1/requests/{reviewed}/review", json=review, headers=AUTH).is_success
+
+    queries: list[dict[str, object]] = [{}, {"status": "pending"}, {"lang": "de"}, {"q": "tetris"}]
+    queries += [{"label": label} for label in LABELS]
+    queries += [{"outcome": outcome} for outcome in OUTCOMES]
+    queries += [
+        {"sort": "uncertainty", "order": order, "limit": limit, "offset": offset}
+        for order in ("asc", "desc")
+        for limit, offset in ((50, 0), (1, 0), (1, 1), (2, 2))
+    ]
+    queries += [{"sort": "received_at", "order": "asc", "limit": 2, "offset": 1}]
+    request_ids = (earlier["id"], blind, later["id"], other["id"], reviewed)
+
+    def answers() -> list[tuple[str, int, str, str, str]]:
+        calls = [("/v1/requests", query) for query in queries]
+        calls += [(f"/v1/requests/{request_id}", {}) for request_id in request_ids]
+        calls += [("/v1/reviews/export", {}), ("/v1/web/config", {})]
+        seen = []
+        for path, query in calls:
+            response = client.get(path, params=query, headers=AUTH)
+            assert response.status_code == 200, (path, query, response.text)
+            total, link = response.headers.get("x-total-count"), response.headers.get("link")
+            seen.append((path, response.status_code, response.text, str(total), str(link)))
+        return seen
+
+    before = answers()
+    stored = client.get(f"/v1/requests/{other['id']}", headers=AUTH).json()
+    assert stored["outcome"] != "decline_limited_use"  # so the swap changes what is stored
+    swapped = {
+        "suggestion": json.dumps(stored["suggestion"]),
+        "suggested_labels": json.dumps(stored["suggested_labels"]),
+        "suggested_outcome": stored["suggested_outcome"],
+        "margin": stored["margin"] / 7,
+        "labels": json.dumps(stored["labels"]),
+        "outcome": stored["outcome"],
+        "demand": json.dumps(stored["demand"]),
+    }
+    with client.app.state.triage.store.engine.begin() as conn:
+        conn.execute(
+            sa.update(feature_requests).where(feature_requests.c.id == blind).values(**swapped)
+        )
+    after = answers()
+    for one, two in zip(before, after, strict=True):
+        assert one == two, one[0]
+    # The check can tell: reviewed, the request shows the swapped suggestion.
+    response = client.post(f"/v1/requests/{blind}/review", json=review, headers=AUTH)
+    assert response.status_code == 201
+    shown = client.get(f"/v1/requests/{blind}", headers=AUTH).json()
+    assert shown["suggested_outcome"] == stored["suggested_outcome"]
