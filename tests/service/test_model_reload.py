@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -18,6 +19,7 @@ from service_testing import AUTH
 
 from model import Registry
 from model.registry import write_atomic
+from service.runtime import ReloadOutcome
 
 
 def clone_version(root: Path, suffix: str) -> str:
@@ -344,3 +346,33 @@ def test_callers_waiting_for_a_reload_hold_no_worker_thread(
                 "last_reload_error": None,
             }
     assert loads.versions == [serving, new]  # coalesced as before: two loads for six calls
+
+
+def test_a_waiter_that_gives_up_leaves_the_load_to_the_others(
+    make_client: Callable[..., TestClient],
+    registry_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A client that hangs up cancels its wait (its task); the load it shares goes on, and the
+    # other callers still get its outcome.
+    client = make_client(model_dir=registry_copy)
+    holder = client.app.state.triage.holder
+    new = clone_version(registry_copy, "abandoned")
+    Registry(registry_copy).promote(new)
+    loads = _CountedLoads(client, monkeypatch)
+
+    async def one_gives_up() -> tuple[Any, Any]:
+        leaving = asyncio.ensure_future(holder.reload_outcome_async(force=True))
+        while not loads.versions:  # its load has begun
+            await asyncio.sleep(0.05)
+        staying = asyncio.ensure_future(holder.reload_outcome_async())  # joins that load
+        await asyncio.sleep(0.1)
+        leaving.cancel()
+        await asyncio.sleep(0.1)
+        loads.release()
+        return await asyncio.gather(leaving, staying, return_exceptions=True)
+
+    left, stayed = asyncio.run(one_gives_up())
+    assert isinstance(left, asyncio.CancelledError)
+    assert stayed == ReloadOutcome(swapped=True, version=new, error=None)
+    assert loads.versions == [new] and holder.model.version == new
