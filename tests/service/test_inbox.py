@@ -674,8 +674,12 @@ def test_no_answer_a_reviewer_reads_depends_on_a_pending_blind_suggestion(
 ) -> None:
     """Every answer the review page and reviewers read, before and after the stored suggestion
     of a pending blind request is swapped for a different one: alike, so none shows it (not
-    even through a list's order, count or paging). The intake answer is the form's, not a
-    reviewer's: it carries the suggestion (see the report of the blind-review check)."""
+    even through a list's order, count or paging).
+
+    The intake answer is not among them: it goes to the intake form, not to a reviewer, and
+    carries the suggestion like any other (withheld there it would hide nothing a reviewer
+    could not get from ``/v1/suggest`` with the same text, and would tell the form which
+    requests are reviewed blind)."""
     import sqlalchemy as sa
 
     from service.store import feature_requests
