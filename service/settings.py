@@ -15,7 +15,7 @@ Variables (default in brackets):
 - ``TRIAGE_CORS_ORIGINS`` [empty (CORS off)]:
   comma-separated origins, ``*`` for any
 - ``TRIAGE_MAX_TEXT_CHARS`` [``20000``]:
-  longest accepted text (title + text); at least 1
+  longest accepted text, in characters (a title has its own limit, 300); at least 1
 - ``TRIAGE_BATCH_LIMIT`` [``1000``]:
   most items in one ``/v1/suggest/batch``; at least 1
 - ``TRIAGE_MAX_BODY_BYTES`` [``50000000``]:
