@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from model import Registry
-from service.demand import DemandIndex
+from service.demand import DemandIndex, recount
 from service.deps import AppState
 from service.erasure import Erasures
 from service.errors import (
@@ -177,6 +177,9 @@ def _build_state(settings: Settings) -> AppState:
     assigned = store.assign_blind_reviews(settings.blind_review_share)
     if assigned:
         logger.info("chose blind review for %d requests stored before schema 2", assigned)
+    recounted = store.recount_stale_demand(recount)
+    if recounted:
+        logger.info("counted again the demand of %d requests that counted erased ones", recounted)
     holder = ModelHolder(
         Registry(settings.model_dir), settings.uncertainty_band, settings.similar_across_languages
     )

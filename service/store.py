@@ -605,6 +605,42 @@ class Store:
                     )
         return len(ids)
 
+    def recount_stale_demand(self, recount: Recount) -> int:
+        """Count again the demand of requests that still count erased ones; how many.
+
+        Erasures before 04ff46f deleted the erased request's links but left the demand that
+        later requests had stored counting it. Such a request is found exactly: its stored
+        ``similar_requests`` (its links at intake, less any erased by then) is more than the
+        links it has left. Run at start; nothing to do (and no row read) without erasures.
+        """
+        with self.read() as conn:
+            erased_any = conn.execute(
+                sa.select(sa.exists().where(feature_requests.c.status == ERASED))
+            ).scalar()
+            if not erased_any:
+                return 0
+            links = dict(
+                conn.execute(
+                    sa.select(request_links.c.request_id, sa.func.count()).group_by(
+                        request_links.c.request_id
+                    )
+                ).all()
+            )
+            rows = conn.execute(
+                sa.select(feature_requests.c.id, feature_requests.c.demand).where(
+                    not_erased, feature_requests.c.demand.is_not(None)
+                )
+            ).all()
+        stale = [
+            row.id
+            for row in rows
+            if (json.loads(row.demand) or {}).get("similar_requests", 0) > links.get(row.id, 0)
+        ]
+        if not stale:
+            return 0
+        with self.write() as conn:
+            return self._recount(conn, stale, recount)
+
     def get_request(self, request_id: int) -> dict[str, Any]:
         if not 0 < request_id <= MAX_ROW_ID:
             raise NotFound(request_id)

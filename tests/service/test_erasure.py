@@ -134,6 +134,30 @@ def test_later_requests_stop_counting_an_erased_one_in_their_demand(
 
 
 @on_both_backends
+def test_demand_left_counting_an_erased_request_is_counted_again_at_start(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # Erasures before the recount left later requests counting the erased one: the next
+    # start finds them (more counted than links left) and counts them again.
+    client = make_client(demand_min_partners=2, blind_review_share=0.0)
+    erased = intake(client, NARROW, partner="Erste IT")
+    later = intake(client, NARROW + "!", partner="Zweite IT")
+    untouched = intake(client, SECURITY, partner="Dritte IT")
+    assert later["suggestion"]["outcome"] == "needs_review"  # broad only through the erased
+    store = client.app.state.triage.store
+    store.erase_request(erased["id"], recount=lambda request, linked: None)  # as it was
+    assert store.get_request(later["id"])["demand"]["partners"] == 2
+
+    restarted = make_client(demand_min_partners=2, blind_review_share=0.0)
+    now = restarted.get(f"/v1/requests/{later['id']}", headers=AUTH).json()
+    assert (now["demand"]["similar_requests"], now["demand"]["partners"]) == (0, 1)
+    assert (now["suggested_outcome"], now["outcome"]) == ("decline_limited_use",) * 2
+    kept = restarted.get(f"/v1/requests/{untouched['id']}", headers=AUTH).json()
+    assert kept["suggestion"] == untouched["suggestion"]
+    assert restarted.app.state.triage.store.recount_stale_demand(recount) == 0  # all done
+
+
+@on_both_backends
 def test_an_erased_id_is_never_given_out_again(client: TestClient) -> None:
     newest = intake(client, NARROW)  # SQLite reuses the highest rowid once its row is deleted
     assert client.delete(f"/v1/requests/{newest['id']}", headers=AUTH).status_code == 200
