@@ -915,11 +915,27 @@ def hold(page: Any, pattern: str) -> list[Any]:
     return held
 
 
+# What the page shows, for a test that finds a call it waits for never made.
+PAGE_STATE = """() => ({
+    hash: location.hash,
+    routed: document.body.dataset.routed,
+    views: [...document.querySelectorAll('[id^=view-]')].filter(v => !v.hidden).map(v => v.id),
+    heading: document.getElementById('req-h').textContent,
+    error: document.getElementById('req-error').hidden ? null
+        : document.getElementById('req-error').textContent,
+    toast: document.getElementById('toast').textContent,
+    focus: document.activeElement && (document.activeElement.id || document.activeElement.tagName),
+    saving: document.getElementById('btn-save').disabled,
+})"""
+
+
 def let_through(page: Any, held: list[Any], url_part: str) -> None:
-    for _ in range(100):  # the route is reported a moment after the call was made
+    for _ in range(200):  # the route is reported a moment after the call was made
         if held:
             break
         page.wait_for_timeout(50)
+    # Once seen in CI: the save was never sent (not merely late); say what the page showed.
+    assert held, f"no call to {url_part} in 10 s; the page: {page.evaluate(PAGE_STATE)}"
     with page.expect_response(lambda response: url_part in response.url):
         held.pop(0).continue_()
     page.wait_for_timeout(300)  # time for the page to (wrongly) act on the late answer
