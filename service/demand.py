@@ -310,6 +310,15 @@ _NOTES = {
 }
 
 
+def _demand_note(suggestion: dict[str, Any], demand: dict[str, Any]) -> str:
+    """The sentence ``apply_demand`` adds to the rationale of ``suggestion`` (its outcome as
+    the model gave it) for broad ``demand``; ``without_demand`` cuts the same one off."""
+    notes = _NOTES["de" if suggestion.get("language") == "de" else "en"]
+    kind = {"decline_limited_use": "decline", "partner_configures": "partner"}
+    note = notes[kind.get(suggestion["outcome"], "other")]
+    return note.format(n=demand["similar_requests"], p=demand["partners"])
+
+
 def without_demand(suggestion: dict[str, Any]) -> dict[str, Any]:
     """A suggestion made by ``apply_demand`` as it was before: the model's outcome,
     rationale and flags, and no ``demand``."""
@@ -318,15 +327,9 @@ def without_demand(suggestion: dict[str, Any]) -> dict[str, Any]:
     out["demand"] = None
     if not demand.get("broad"):
         return out
-    notes = _NOTES["de" if out.get("language") == "de" else "en"]
     if demand.get("outcome_before") == "decline_limited_use":
         out["outcome"] = demand["outcome_before"]
-        note = notes["decline"]
-    elif out["outcome"] == "partner_configures":
-        note = notes["partner"]
-    else:
-        note = notes["other"]
-    note = note.format(n=demand["similar_requests"], p=demand["partners"])
+    note = _demand_note(out, demand)
     if out["rationale"].endswith(note):
         out["rationale"] = out["rationale"][: -len(note)]
     flags = list(out.get("flags", []))
@@ -342,16 +345,9 @@ def apply_demand(suggestion: dict[str, Any], demand: dict[str, Any]) -> dict[str
     out["demand"] = demand
     if not demand["broad"]:
         return out
-    notes = _NOTES["de" if out.get("language") == "de" else "en"]
-    counts = {"n": demand["similar_requests"], "p": demand["partners"]}
-    outcome = out["outcome"]
-    if outcome == "decline_limited_use":
-        demand["outcome_before"] = outcome
+    out["rationale"] = out["rationale"] + _demand_note(out, demand)
+    if out["outcome"] == "decline_limited_use":
+        demand["outcome_before"] = out["outcome"]
         out["outcome"] = "needs_review"
-        out["rationale"] = out["rationale"] + notes["decline"].format(**counts)
-    elif outcome == "partner_configures":
-        out["rationale"] = out["rationale"] + notes["partner"].format(**counts)
-    else:
-        out["rationale"] = out["rationale"] + notes["other"].format(**counts)
     out["flags"] = [*out.get("flags", []), "broad_demand"]
     return out
