@@ -425,11 +425,7 @@
         return;
       }
       setView("request");
-      $("view-request").removeAttribute("aria-busy");
-      state.current = null;
-      $("req-body").hidden = true;
-      setBusy(false);
-      showError($("req-error"), `There is no request “${arg || ""}”: requests are numbered 1, 2, 3, …`);
+      showNoRequest(`There is no request “${arg || ""}”: requests are numbered 1, 2, 3, …`);
       return;
     }
     applyContext(view === "inbox" ? query : "");
@@ -802,12 +798,21 @@
     return request.blind_review && request.status === "pending";
   }
 
+  // The request view without a request, and why: nothing on screen a key or button could act
+  // on (the request shown before must not stay current under this address).
+  function showNoRequest(why) {
+    $("view-request").removeAttribute("aria-busy");
+    state.current = null;
+    $("req-body").hidden = true;
+    setBusy(false);
+    showError($("req-error"), why);
+  }
+
   async function openRequest(id) {
     // The address may move on while this one is read (Back, a link, I): then its answer is
     // not shown, nor takes the focus, over what the reviewer went to.
     const visit = state.visit;
-    const error = $("req-error");
-    error.hidden = true;
+    $("req-error").hidden = true;
     if (!state.labels.length) {
       try { await loadModel(); } catch (_) { /* submitReview refuses and says why */ }
       if (visit !== state.visit) return;
@@ -826,11 +831,7 @@
       await listing;
       if (err.status === 404 || err.status === 410) state.drafts.delete(id);
       if (visit !== state.visit) return;
-      $("view-request").removeAttribute("aria-busy");
-      state.current = null;
-      $("req-body").hidden = true;
-      setBusy(false);
-      showError(error, err);
+      showNoRequest(err);
       return;
     }
     const unread = Boolean(await listing);
