@@ -439,15 +439,10 @@ def test_next_and_previous_go_on_across_inbox_pages(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    for branch in range(51):  # one more than a page of the inbox
-        intake(server, {"text": f"Filiale {branch}: bitte eine andere Wartemusik in der Queue"})
-    newest_first = [
-        row["id"]
-        for offset in (0, 50)
-        for row in httpx.get(
-            f"{server.url}/v1/requests", params={"offset": offset, "limit": 50}, headers=AUTH
-        ).json()
-    ]
+    newest_first = intake_many(  # one more than a page of the inbox
+        server,
+        [f"Filiale {branch}: bitte eine andere Wartemusik in der Queue" for branch in range(51)],
+    )
     last_of_first_page, only_of_second = newest_first[49], newest_first[50]
     page, watch = open_page(server)
     page.goto(f"{server.url}/#/request/{last_of_first_page}")
@@ -469,10 +464,10 @@ def test_next_across_the_page_edge_says_why_when_the_next_page_cannot_load(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    for branch in range(51):
-        intake(server, {"text": f"Standort {branch}: Ansage vor der Warteschlange ändern"})
-    newest_first = httpx.get(f"{server.url}/v1/requests", params={"limit": 51}, headers=AUTH)
-    last_of_first_page, only_of_second = (row["id"] for row in newest_first.json()[49:])
+    newest_first = intake_many(
+        server, [f"Standort {branch}: Ansage vor der Warteschlange ändern" for branch in range(51)]
+    )
+    last_of_first_page, only_of_second = newest_first[49:]
     page, _ = open_page(server)
     page.goto(f"{server.url}/#/request/{last_of_first_page}")
     wait_for_request(page, last_of_first_page)
@@ -1235,10 +1230,10 @@ def test_next_past_a_page_that_emptied_meanwhile_stays_on_the_last_request(
     start_web: Callable[..., ThreadedServer], open_page: Callable[..., tuple[Any, Watch]]
 ) -> None:
     server = start_web()
-    for branch in range(51):
-        intake(server, {"text": f"Standort {branch}: Ansage vor der Warteschlange ändern"})
-    newest_first = httpx.get(f"{server.url}/v1/requests", params={"limit": 51}, headers=AUTH)
-    last_of_first_page, only_of_second = (row["id"] for row in newest_first.json()[49:])
+    newest_first = intake_many(
+        server, [f"Standort {branch}: Ansage vor der Warteschlange ändern" for branch in range(51)]
+    )
+    last_of_first_page, only_of_second = newest_first[49:]
     page, watch = open_page(server)
     page.goto(f"{server.url}/#/request/{last_of_first_page}")
     wait_for_request(page, last_of_first_page)
