@@ -76,6 +76,10 @@ feature_requests = sa.Table(
     # Set when the request was erased (migration 3): the row stays as a tombstone, so its id
     # is never given out again, but everything it said is gone (see ``Store.erase_request``).
     sa.Column("erased_at", sa.String(40)),
+    # True on a tombstone whose erasure counted again the demand of the later requests that
+    # counted it (migration 6); null on those of erasures before that, until the next start
+    # has counted them again (``Store.recount_stale_demand``).
+    sa.Column("demand_recounted", sa.Boolean),
     # Title, text, partner, customer and source, case-folded, for ``list_requests(q=...)``
     # (migration 4): SQLite's lower() folds ASCII only, so the folding is done here, alike
     # for both backends.
@@ -135,6 +139,12 @@ def _migration_3(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN erased_at VARCHAR(40)")
 
 
+def _migration_6(conn: Connection) -> None:
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("feature_requests")}
+    if "demand_recounted" not in columns:
+        conn.exec_driver_sql("ALTER TABLE feature_requests ADD COLUMN demand_recounted BOOLEAN")
+
+
 _SEARCHED = ("title", "text", "partner", "customer", "source")
 
 
@@ -185,6 +195,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "feature_requests.erased_at: erasure leaves a tombstone", _migration_3),
     Migration(4, "feature_requests.search_text: searching the inbox", _migration_4),
     Migration(5, "feature_requests.search_text: composed characters", _migration_5),
+    Migration(
+        6, "feature_requests.demand_recounted: erasures that counted demand again", _migration_6
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -609,15 +622,22 @@ class Store:
         """Count again the demand of requests that still count erased ones; how many.
 
         Erasures before 04ff46f deleted the erased request's links but left the demand that
-        later requests had stored counting it. Such a request is found exactly: its stored
-        ``similar_requests`` (its links at intake, less any erased by then) is more than the
-        links it has left. Run at start; nothing to do (and no row read) without erasures.
+        later requests had stored counting it. Their tombstones are the ones without
+        ``demand_recounted``; while one is left, a start reads every stored demand and finds
+        the requests to count again exactly: their stored ``similar_requests`` (their links at
+        intake, less any erased by then) is more than the links they have left. Then it marks
+        those tombstones, so later starts read no demand (only the tombstones, by an index).
         """
+        unsettled_erasure = sa.and_(
+            feature_requests.c.status == ERASED, feature_requests.c.demand_recounted.is_(None)
+        )
         with self.read() as conn:
-            erased_any = conn.execute(
-                sa.select(sa.exists().where(feature_requests.c.status == ERASED))
-            ).scalar()
-            if not erased_any:
+            unsettled = (
+                conn.execute(sa.select(feature_requests.c.id).where(unsettled_erasure))
+                .scalars()
+                .all()
+            )
+            if not unsettled:
                 return 0
             links = dict(
                 conn.execute(
@@ -636,10 +656,17 @@ class Store:
             for row in rows
             if (json.loads(row.demand) or {}).get("similar_requests", 0) > links.get(row.id, 0)
         ]
-        if not stale:
-            return 0
         with self.write() as conn:
-            return self._recount(conn, stale, recount)
+            recounted = self._recount(conn, stale, recount)
+            # Only the tombstones read above: one that an older version of the service erases
+            # meanwhile stays unmarked, for the next start.
+            for start in range(0, len(unsettled), 500):
+                conn.execute(
+                    feature_requests.update()
+                    .where(feature_requests.c.id.in_(unsettled[start : start + 500]))
+                    .values(demand_recounted=True)
+                )
+        return recounted
 
     def get_request(self, request_id: int) -> dict[str, Any]:
         if not 0 < request_id <= MAX_ROW_ID:
@@ -800,7 +827,7 @@ class Store:
             conn.execute(
                 feature_requests.update()
                 .where(feature_requests.c.id == request_id)
-                .values(**_ERASED_VALUES, erased_at=erased_at)
+                .values(**_ERASED_VALUES, erased_at=erased_at, demand_recounted=True)
             )
             removed_reviews = conn.execute(
                 reviews.delete().where(reviews.c.request_id == request_id)

@@ -20,7 +20,7 @@ from test_suggest import assert_problem
 
 from model import reviewed_sample_id
 from service.demand import recount
-from service.store import metadata
+from service.store import Store, feature_requests, metadata, request_links
 
 # Made-up words that occur nowhere else, so finding one anywhere means a copy survived.
 TEXT = "Unser Zwiebelkuchenwerk-Q7X braucht eine Warteschleife mit Ansage für die Kantine"
@@ -145,7 +145,8 @@ def test_demand_left_counting_an_erased_request_is_counted_again_at_start(
     untouched = intake(client, SECURITY, partner="Dritte IT")
     assert later["suggestion"]["outcome"] == "needs_review"  # broad only through the erased
     store = client.app.state.triage.store
-    store.erase_request(erased["id"], recount=lambda request, linked: None)  # as it was
+    store.erase_request(erased["id"], recount=lambda request, linked: None)  # as it was,
+    _forget_recount(store, erased["id"])  # and leaving its tombstone as it was
     assert store.get_request(later["id"])["demand"]["partners"] == 2
 
     restarted = make_client(demand_min_partners=2, blind_review_share=0.0)
@@ -155,6 +156,68 @@ def test_demand_left_counting_an_erased_request_is_counted_again_at_start(
     kept = restarted.get(f"/v1/requests/{untouched['id']}", headers=AUTH).json()
     assert kept["suggestion"] == untouched["suggestion"]
     assert restarted.app.state.triage.store.recount_stale_demand(recount) == 0  # all done
+
+
+def _forget_recount(store: Store, request_id: int) -> None:
+    """Leave a tombstone as erasures before the recount left it: without the mark."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            feature_requests.update()
+            .where(feature_requests.c.id == request_id)
+            .values(demand_recounted=None)
+        )
+
+
+def _count_stale(store: Store) -> int:
+    """Requests whose stored demand counts more requests than they have links left."""
+    with store.engine.connect() as conn:
+        links = dict(
+            conn.execute(
+                sa.select(request_links.c.request_id, sa.func.count()).group_by(
+                    request_links.c.request_id
+                )
+            ).all()
+        )
+        demands = conn.execute(
+            sa.select(feature_requests.c.id, feature_requests.c.demand).where(
+                feature_requests.c.status != "erased"
+            )
+        ).all()
+    return sum(json.loads(d).get("similar_requests", 0) > links.get(i, 0) for i, d in demands)
+
+
+@on_both_backends
+def test_the_start_counts_demand_again_once_per_erasure_that_did_not(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # Once the tombstones of old erasures are dealt with, a start reads no demand: a demand
+    # made stale behind the service's back (here by hand) is not looked for again, and an
+    # erasure of this version needs no repair. A tombstone left unmarked again (by an older
+    # version of the service, say) is repaired at the next start.
+    client = make_client(demand_min_partners=2, blind_review_share=0.0)
+    first = intake(client, NARROW, partner="Erste IT")
+    later = intake(client, NARROW + "!", partner="Zweite IT")
+    store = client.app.state.triage.store
+    assert client.delete(f"/v1/requests/{first['id']}", headers=AUTH).status_code == 200
+    second = intake(client, NARROW + "?", partner="Dritte IT")
+    store.erase_request(second["id"], recount=lambda request, linked: None)
+    assert _count_stale(store) == 0  # the second erasure linked nothing later: nothing stale
+    stale = {**store.get_request(later["id"])["demand"], "similar_requests": 5}
+    with store.engine.begin() as conn:  # stale behind the service's back
+        conn.execute(
+            feature_requests.update()
+            .where(feature_requests.c.id == later["id"])
+            .values(demand=json.dumps(stale))
+        )
+    assert _count_stale(store) == 1
+    assert store.recount_stale_demand(recount) == 0  # every tombstone is marked: not read
+    assert _count_stale(store) == 1
+
+    _forget_recount(store, second["id"])
+    assert store.recount_stale_demand(recount) == 1
+    assert _count_stale(store) == 0
+    demand = store.get_request(later["id"])["demand"]
+    assert (demand["similar_requests"], demand["partners"]) == (0, 1)
 
 
 @on_both_backends
