@@ -639,23 +639,7 @@ class Store:
             )
             if not unsettled:
                 return 0
-            links = dict(
-                conn.execute(
-                    sa.select(request_links.c.request_id, sa.func.count()).group_by(
-                        request_links.c.request_id
-                    )
-                ).all()
-            )
-            rows = conn.execute(
-                sa.select(feature_requests.c.id, feature_requests.c.demand).where(
-                    not_erased, feature_requests.c.demand.is_not(None)
-                )
-            ).all()
-        stale = [
-            row.id
-            for row in rows
-            if (json.loads(row.demand) or {}).get("similar_requests", 0) > links.get(row.id, 0)
-        ]
+            stale = self._stale_demand(conn)
         with self.write() as conn:
             recounted = self._recount(conn, stale, recount)
             # Only the tombstones read above: one that an older version of the service erases
@@ -667,6 +651,31 @@ class Store:
                     .values(demand_recounted=True)
                 )
         return recounted
+
+    def stale_demand(self) -> list[int]:
+        """The requests whose stored demand counts more requests than they have links left."""
+        with self.read() as conn:
+            return self._stale_demand(conn)
+
+    @staticmethod
+    def _stale_demand(conn: Connection) -> list[int]:
+        links = dict(
+            conn.execute(
+                sa.select(request_links.c.request_id, sa.func.count()).group_by(
+                    request_links.c.request_id
+                )
+            ).all()
+        )
+        rows = conn.execute(
+            sa.select(feature_requests.c.id, feature_requests.c.demand).where(
+                not_erased, feature_requests.c.demand.is_not(None)
+            )
+        ).all()
+        return [
+            row.id
+            for row in rows
+            if (json.loads(row.demand) or {}).get("similar_requests", 0) > links.get(row.id, 0)
+        ]
 
     def get_request(self, request_id: int) -> dict[str, Any]:
         if not 0 < request_id <= MAX_ROW_ID:

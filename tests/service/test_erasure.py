@@ -20,7 +20,7 @@ from test_suggest import assert_problem
 
 from model import reviewed_sample_id
 from service.demand import recount
-from service.store import Store, feature_requests, metadata, request_links
+from service.store import Store, feature_requests, metadata
 
 # Made-up words that occur nowhere else, so finding one anywhere means a copy survived.
 TEXT = "Unser Zwiebelkuchenwerk-Q7X braucht eine Warteschleife mit Ansage für die Kantine"
@@ -168,24 +168,6 @@ def _forget_recount(store: Store, request_id: int) -> None:
         )
 
 
-def _count_stale(store: Store) -> int:
-    """Requests whose stored demand counts more requests than they have links left."""
-    with store.engine.connect() as conn:
-        links = dict(
-            conn.execute(
-                sa.select(request_links.c.request_id, sa.func.count()).group_by(
-                    request_links.c.request_id
-                )
-            ).all()
-        )
-        demands = conn.execute(
-            sa.select(feature_requests.c.id, feature_requests.c.demand).where(
-                feature_requests.c.status != "erased"
-            )
-        ).all()
-    return sum(json.loads(d).get("similar_requests", 0) > links.get(i, 0) for i, d in demands)
-
-
 @on_both_backends
 def test_the_start_counts_demand_again_once_per_erasure_that_did_not(
     make_client: Callable[..., TestClient],
@@ -201,7 +183,7 @@ def test_the_start_counts_demand_again_once_per_erasure_that_did_not(
     assert client.delete(f"/v1/requests/{first['id']}", headers=AUTH).status_code == 200
     second = intake(client, NARROW + "?", partner="Dritte IT")
     store.erase_request(second["id"], recount=lambda request, linked: None)
-    assert _count_stale(store) == 0  # the second erasure linked nothing later: nothing stale
+    assert store.stale_demand() == []  # the second erasure linked nothing later: nothing stale
     stale = {**store.get_request(later["id"])["demand"], "similar_requests": 5}
     with store.engine.begin() as conn:  # stale behind the service's back
         conn.execute(
@@ -209,13 +191,13 @@ def test_the_start_counts_demand_again_once_per_erasure_that_did_not(
             .where(feature_requests.c.id == later["id"])
             .values(demand=json.dumps(stale))
         )
-    assert _count_stale(store) == 1
+    assert store.stale_demand() == [later["id"]]
     assert store.recount_stale_demand(recount) == 0  # every tombstone is marked: not read
-    assert _count_stale(store) == 1
+    assert store.stale_demand() == [later["id"]]
 
     _forget_recount(store, second["id"])
     assert store.recount_stale_demand(recount) == 1
-    assert _count_stale(store) == 0
+    assert store.stale_demand() == []
     demand = store.get_request(later["id"])["demand"]
     assert (demand["similar_requests"], demand["partners"]) == (0, 1)
 
