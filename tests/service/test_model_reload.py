@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -213,20 +213,30 @@ class _CountedLoads:
 
 
 def _reload_during_a_load(
-    client: TestClient, loads: _CountedLoads, between: Callable[[], None], wait: bool
+    client: TestClient,
+    loads: _CountedLoads,
+    between: Callable[[], None],
+    wait: bool,
+    more: int = 19,
+    while_held: Callable[[ThreadPoolExecutor, Future[Any]], None] | None = None,
 ) -> tuple[Any, list[Any]]:
-    """One reload call, then ``between()``, then 19 more while the first call's load runs."""
+    """One reload call, then ``between()``, then ``more`` calls while the first call's load
+    runs; once all have come, ``while_held(pool, first)`` before the load may finish."""
     params = {"wait": wait}
-    with ThreadPoolExecutor(20) as pool:
-        first = pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
-        wait_for(lambda: bool(loads.versions))  # the first load has read CURRENT
-        between()
-        rest = [
-            pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
-            for _ in range(19)
-        ]
-        wait_for(lambda: loads.forced_calls == 20)  # every call came while the first load ran
-        loads.release()
+    with ThreadPoolExecutor(more + 4) as pool:
+        try:
+            first = pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
+            wait_for(lambda: bool(loads.versions))  # the first load has read CURRENT
+            between()
+            rest = [
+                pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
+                for _ in range(more)
+            ]
+            wait_for(lambda: loads.forced_calls == more + 1)  # all came while it ran
+            if while_held is not None:
+                while_held(pool, first)
+        finally:
+            loads.release()
         return first.result(), [answer.result() for answer in rest]
 
 
@@ -314,37 +324,31 @@ def test_callers_waiting_for_a_reload_hold_no_worker_thread(
     client.portal.call(few_worker_threads)
     new = clone_version(registry_copy, "unstarved")
     loads = _CountedLoads(client, monkeypatch)
-    params = {"wait": True}
-    with ThreadPoolExecutor(8) as pool:
-        try:
-            first = pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
-            wait_for(lambda: bool(loads.versions))  # the first load runs (and is held)
-            Registry(registry_copy).promote(new)
-            rest = [
-                pool.submit(client.post, "/v1/model/reload", params=params, headers=AUTH)
-                for _ in range(5)
-            ]
-            wait_for(lambda: loads.forced_calls >= 3)  # as many waiting as worker threads
-            # Sync routes still answer at once: the card, the inbox, an intake.
-            card = pool.submit(client.get, "/v1/model").result(timeout=10)
-            assert card.status_code == 200 and card.json()["reloading"] is True
-            listed = pool.submit(client.get, "/v1/requests", headers=AUTH).result(timeout=10)
-            assert listed.status_code == 200
-            created = pool.submit(
-                client.post, "/v1/requests", json={"text": "Bitte 2FA"}, headers=AUTH
-            ).result(timeout=10)
-            assert created.status_code == 201
-            assert not first.done()  # all that while, the load was still held
-            wait_for(lambda: loads.forced_calls == 6)  # every call came while it ran
-        finally:
-            loads.release()
-        assert first.result().json()["status"] == "unchanged"
-        for answer in rest:
-            assert answer.result().json() == {
-                "status": "loaded",
-                "version": new,
-                "last_reload_error": None,
-            }
+
+    def sync_routes_answer(pool: ThreadPoolExecutor, first: Future[Any]) -> None:
+        # Six callers wait, twice as many as there are worker threads; sync routes still
+        # answer at once: the card, the inbox, an intake.
+        card = pool.submit(client.get, "/v1/model").result(timeout=10)
+        assert card.status_code == 200 and card.json()["reloading"] is True
+        listed = pool.submit(client.get, "/v1/requests", headers=AUTH).result(timeout=10)
+        assert listed.status_code == 200
+        created = pool.submit(
+            client.post, "/v1/requests", json={"text": "Bitte 2FA"}, headers=AUTH
+        ).result(timeout=10)
+        assert created.status_code == 201
+        assert not first.done()  # all that while, the load was still held
+
+    first, rest = _reload_during_a_load(
+        client,
+        loads,
+        lambda: Registry(registry_copy).promote(new),
+        wait=True,
+        more=5,
+        while_held=sync_routes_answer,
+    )
+    assert first.json()["status"] == "unchanged"
+    for answer in rest:
+        assert answer.json() == {"status": "loaded", "version": new, "last_reload_error": None}
     assert loads.versions == [serving, new]  # coalesced as before: two loads for six calls
 
 
