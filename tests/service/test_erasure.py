@@ -139,14 +139,10 @@ def test_demand_left_counting_an_erased_request_is_counted_again_at_start(
 ) -> None:
     # Erasures before the recount left later requests counting the erased one: the next
     # start finds them (more counted than links left) and counts them again.
-    client = make_client(demand_min_partners=2, blind_review_share=0.0)
-    erased = intake(client, NARROW, partner="Erste IT")
-    later = intake(client, NARROW + "!", partner="Zweite IT")
+    client, store, erased, later = _broad_only_through_the_first(make_client)
     untouched = intake(client, SECURITY, partner="Dritte IT")
-    assert later["suggestion"]["outcome"] == "needs_review"  # broad only through the erased
-    store = client.app.state.triage.store
     store.erase_request(erased["id"], recount=lambda request, linked: None)  # as it was,
-    _forget_recount(store, erased["id"])  # and leaving its tombstone as it was
+    _write_row(store, erased["id"], demand_recounted=None)  # leaving its tombstone unmarked
     assert store.get_request(later["id"])["demand"]["partners"] == 2
 
     restarted = make_client(demand_min_partners=2, blind_review_share=0.0)
@@ -158,13 +154,23 @@ def test_demand_left_counting_an_erased_request_is_counted_again_at_start(
     assert restarted.app.state.triage.store.recount_stale_demand(recount) == 0  # all done
 
 
-def _forget_recount(store: Store, request_id: int) -> None:
-    """Leave a tombstone as erasures before the recount left it: without the mark."""
+def _broad_only_through_the_first(
+    make_client: Callable[..., TestClient],
+) -> tuple[TestClient, Store, dict[str, Any], dict[str, Any]]:
+    """A service and two stored near-duplicates from two partners: with two partners needed
+    for broad demand, the later one is broad only through the first."""
+    client = make_client(demand_min_partners=2, blind_review_share=0.0)
+    first = intake(client, NARROW, partner="Erste IT")
+    later = intake(client, NARROW + "!", partner="Zweite IT")
+    assert later["suggestion"]["outcome"] == "needs_review"
+    return client, client.app.state.triage.store, first, later
+
+
+def _write_row(store: Store, request_id: int, **values: Any) -> None:
+    """Change a stored request's row behind the service's back."""
     with store.engine.begin() as conn:
         conn.execute(
-            feature_requests.update()
-            .where(feature_requests.c.id == request_id)
-            .values(demand_recounted=None)
+            feature_requests.update().where(feature_requests.c.id == request_id).values(**values)
         )
 
 
@@ -176,26 +182,18 @@ def test_the_start_counts_demand_again_once_per_erasure_that_did_not(
     # made stale behind the service's back (here by hand) is not looked for again, and an
     # erasure of this version needs no repair. A tombstone left unmarked again (by an older
     # version of the service, say) is repaired at the next start.
-    client = make_client(demand_min_partners=2, blind_review_share=0.0)
-    first = intake(client, NARROW, partner="Erste IT")
-    later = intake(client, NARROW + "!", partner="Zweite IT")
-    store = client.app.state.triage.store
+    client, store, first, later = _broad_only_through_the_first(make_client)
     assert client.delete(f"/v1/requests/{first['id']}", headers=AUTH).status_code == 200
     second = intake(client, NARROW + "?", partner="Dritte IT")
     store.erase_request(second["id"], recount=lambda request, linked: None)
     assert store.stale_demand() == []  # the second erasure linked nothing later: nothing stale
     stale = {**store.get_request(later["id"])["demand"], "similar_requests": 5}
-    with store.engine.begin() as conn:  # stale behind the service's back
-        conn.execute(
-            feature_requests.update()
-            .where(feature_requests.c.id == later["id"])
-            .values(demand=json.dumps(stale))
-        )
+    _write_row(store, later["id"], demand=json.dumps(stale))
     assert store.stale_demand() == [later["id"]]
     assert store.recount_stale_demand(recount) == 0  # every tombstone is marked: not read
     assert store.stale_demand() == [later["id"]]
 
-    _forget_recount(store, second["id"])
+    _write_row(store, second["id"], demand_recounted=None)  # as an older version leaves it
     assert store.recount_stale_demand(recount) == 1
     assert store.stale_demand() == []
     demand = store.get_request(later["id"])["demand"]
